@@ -1,0 +1,36 @@
+# Maskwright: `make run` and `make test` are the two set-up commands (README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: run test test-gpu bench package lint clean
+
+# Torch and torchvision are pinned by constraints.txt and installed first, so pip never
+# resolves torch on its own; everything else is pinned there too (reproducible installs).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,package]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m engine project info resources/sample_project || true
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not gpu" tests
+
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m gpu tests
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
