@@ -1,0 +1,488 @@
+"""A Maskwright project: a folder with ``project.sqlite`` (metadata) and ``masks/`` (label maps).
+
+Writes follow one order: the mask file is written under a new name (temp file, fsync, rename),
+then one SQLite transaction commits the rows that reference it. A kill at any instant leaves the
+last committed state readable; files a kill left unreferenced are removed on the next writable
+open. One process writes (``project.lock``); any number of read-only opens may run beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import __version__
+from engine.errors import LabelError, ProjectError, ProjectReadError, ProjectWriteError, SchemaVersionError
+from engine.fsutil import describe_os_error, fsync_dir
+from engine.items import LabelMap, LabelSet, Photo, Volume
+from engine.store import _masks, schema
+from engine.store._classes import ClassesMixin
+from engine.store._db import Database, from_json, now, to_json
+from engine.store._training import TrainingMixin
+from engine.store.lock import ProjectLock
+from engine.store.records import (
+    STATUSES,
+    Geometry,
+    ItemRecord,
+    ItemStatus,
+    Provenance,
+    VersionRecord,
+)
+
+__all__ = ["Project", "DB_NAME"]
+
+_logger = logging.getLogger(__name__)
+
+DB_NAME = "project.sqlite"
+_ITEM_COLS = ("id, kind, source_path, source_relpath, series_uid, series_key, shape, name, added, status, "
+              "geometry")
+_VERSION_COLS = "item_id, version, mask_file, source, model, checkpoint, user, created, parent, status, checksum, dtype"
+
+
+class Project(ClassesMixin, TrainingMixin):
+    """An open project. Use :meth:`create` or :meth:`open`, ideally as a context manager.
+
+    Attributes
+    ----------
+    folder
+        The project folder (absolute).
+    readonly
+        Whether it was opened read-only (every write raises :class:`ProjectError`).
+    """
+
+    def __init__(self, folder: Path, db: Database, lock: ProjectLock | None) -> None:
+        self.folder = folder
+        self._db = db
+        self._lock = lock
+        self.readonly = db.readonly
+        self.masks_dir = folder / _masks.MASKS_DIR
+
+    # ------------------------------------------------------------------ opening and closing
+
+    @classmethod
+    def create(cls, folder: str | Path, *, name: str = "", labels: LabelSet | None = None) -> Project:
+        """Make a new project in ``folder`` (created if needed) and open it for writing.
+
+        The database is built under a temporary name and renamed into place, so a kill during
+        creation leaves no half-made project. Raises :class:`ProjectError` when ``folder``
+        already holds a project.
+        """
+        folder = Path(folder).expanduser().resolve()
+        db_path = folder / DB_NAME
+        if db_path.exists():
+            raise ProjectError("this folder already holds a Maskwright project", folder)
+        try:
+            (folder / _masks.MASKS_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ProjectWriteError(f"cannot create the project folder: {describe_os_error(err)}", folder) from err
+        lock = ProjectLock(folder)
+        lock.acquire()
+        tmp = folder / f".{DB_NAME}.tmp-{secrets.token_hex(4)}"
+        try:
+            db = Database(tmp, readonly=False)
+            schema.create_schema(db.con)
+            schema.migrate(db.con, tmp)
+            with db.transaction("create the project") as con:
+                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                    ("app_version", __version__), ("name", name or folder.name), ("created", now()),
+                    ("next_class_id", "1"),
+                ])
+            db.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+            for extra in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{tmp}{extra}")
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, db_path)
+            fsync_dir(folder)
+        except OSError as err:
+            lock.release()
+            raise ProjectWriteError(f"cannot create the project: {describe_os_error(err)}", folder) from err
+        except BaseException:
+            lock.release()
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        project = cls._open_locked(folder, lock)
+        if labels is not None:
+            project.set_labels(labels)
+        return project
+
+    @classmethod
+    def open(cls, folder: str | Path, *, readonly: bool = False) -> Project:
+        """Open an existing project.
+
+        Parameters
+        ----------
+        folder
+            The project folder (the one holding ``project.sqlite``).
+        readonly
+            Open without the writer lock, beside a writer; nothing can be changed.
+
+        Raises
+        ------
+        ProjectReadError
+            No project there, or its database is damaged.
+        ProjectLockedError
+            Another process has it open for writing (only when ``readonly`` is false).
+        SchemaVersionError
+            Written by a newer Maskwright (nothing is changed), or, read-only, by an older one
+            (open it once for writing to upgrade it).
+        """
+        folder = Path(folder).expanduser().resolve()
+        if not (folder / DB_NAME).is_file():
+            reason = "no such folder" if not folder.exists() else f"not a Maskwright project ({DB_NAME} is missing)"
+            raise ProjectReadError(reason, folder)
+        if readonly:
+            db = Database(folder / DB_NAME, readonly=True)
+            try:
+                version = schema.read_version(db.con, db.path)
+                schema.check_supported(version, db.path)
+                if version != schema.CURRENT_VERSION:
+                    raise SchemaVersionError(
+                        f"this project uses schema version {version}; open it once for writing to upgrade it "
+                        f"to version {schema.CURRENT_VERSION}", db.path)
+            except BaseException:
+                db.close()
+                raise
+            return cls(folder, db, None)
+        lock = ProjectLock(folder)
+        lock.acquire()
+        try:
+            return cls._open_locked(folder, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, folder: Path, lock: ProjectLock) -> Project:
+        db = Database(folder / DB_NAME, readonly=False)
+        try:
+            version = schema.read_version(db.con, db.path)
+            schema.check_supported(version, db.path)
+            old, new = schema.migrate(db.con, db.path)
+            if old != new:
+                _logger.info("upgraded %s from schema %d to %d", folder, old, new)
+                with db.transaction("record the app version") as con:
+                    con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('app_version', ?)", (__version__,))
+            project = cls(folder, db, lock)
+            project._prepare_masks_dir()
+        except BaseException:
+            db.close()
+            raise
+        return project
+
+    def _prepare_masks_dir(self) -> None:
+        referenced = [r[0] for r in self._db.query("SELECT mask_file FROM versions")]
+        if not self.masks_dir.is_dir():
+            if referenced:
+                raise ProjectReadError(f"the masks folder is missing ({len(referenced)} saved versions refer to it)",
+                                       self.masks_dir)
+            try:
+                self.masks_dir.mkdir()
+            except OSError as err:
+                raise ProjectWriteError(f"cannot create the masks folder: {describe_os_error(err)}",
+                                        self.masks_dir) from err
+        _masks.remove_orphans(self.masks_dir, referenced)
+
+    def close(self) -> None:
+        """Close the database and release the writer lock (idempotent)."""
+        self._db.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.folder)!r}, readonly={self.readonly})"
+
+    # ------------------------------------------------------------------ meta
+
+    @property
+    def name(self) -> str:
+        """The project's display name."""
+        return str(self._db.scalar("SELECT value FROM meta WHERE key = 'name'") or self.folder.name)
+
+    def meta(self) -> dict[str, str]:
+        """Every ``meta`` entry (schema_version, app_version, name, created, ...)."""
+        return {str(k): str(v) for k, v in self._db.query("SELECT key, value FROM meta")}
+
+    # ------------------------------------------------------------------ items
+
+    def _stored_path(self, path: Path) -> tuple[str, str | None]:
+        absolute = path.expanduser().resolve()
+        try:
+            relative: str | None = absolute.relative_to(self.folder).as_posix()
+        except ValueError:
+            relative = None
+        return str(absolute), relative
+
+    def _item_from_row(self, row: Sequence[Any]) -> ItemRecord:
+        iid, kind, src, rel, uid, key, shape, name, added, status, geometry = row
+        source = self.folder / rel if rel is not None else Path(src)
+        return ItemRecord(
+            id=int(iid), kind=kind, source=source, source_relative=Path(rel) if rel is not None else None,
+            series_uid=uid, series_key=key, shape=tuple(int(n) for n in from_json(shape)), name=name,
+            added=added, status=status,
+            geometry=Geometry.from_json(from_json(geometry)) if geometry else None,
+        )
+
+    def item(self, item_id: int) -> ItemRecord:
+        """The item with this id; :class:`ProjectError` when there is none."""
+        rows = self._db.query(f"SELECT {_ITEM_COLS} FROM items WHERE id = ?", (int(item_id),))
+        if not rows:
+            raise ProjectError(f"no item with id {item_id}", self.folder)
+        return self._item_from_row(rows[0])
+
+    def items(self, status: ItemStatus | Sequence[str] | None = None) -> list[ItemRecord]:
+        """Items in the order they were added, optionally only those with ``status`` (one or several)."""
+        if status is None:
+            rows = self._db.query(f"SELECT {_ITEM_COLS} FROM items ORDER BY id")
+        else:
+            wanted = [status] if isinstance(status, str) else list(status)
+            for s in wanted:
+                _check_status(s)
+            marks = ", ".join("?" * len(wanted))
+            rows = self._db.query(f"SELECT {_ITEM_COLS} FROM items WHERE status IN ({marks}) ORDER BY id",
+                                  tuple(wanted))
+        return [self._item_from_row(r) for r in rows]
+
+    def find_item(self, source: str | Path, *, series_key: str = "") -> ItemRecord | None:
+        """The item added from ``source`` (and ``series_key``), or ``None``."""
+        absolute, _ = self._stored_path(Path(source))
+        rows = self._db.query(f"SELECT {_ITEM_COLS} FROM items WHERE source_path = ? AND series_key = ?",
+                              (absolute, series_key))
+        return self._item_from_row(rows[0]) if rows else None
+
+    def _insert_item(self, *, kind: str, source: Path, shape: tuple[int, ...], name: str, series_uid: str = "",
+                     series_key: str = "", geometry: Geometry | None = None) -> ItemRecord:
+        existing = self.find_item(source, series_key=series_key)
+        if existing is not None:
+            return existing
+        absolute, relative = self._stored_path(source)
+        with self._db.transaction("add the item") as con:
+            cur = con.execute(
+                "INSERT INTO items (kind, source_path, source_relpath, series_uid, series_key, shape, name, added, "
+                "status, geometry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?)",
+                (kind, absolute, relative, series_uid, series_key, to_json(list(shape)), name, now(),
+                 to_json(geometry.to_json()) if geometry is not None else None))
+            item_id = int(cur.lastrowid or 0)
+        return self.item(item_id)
+
+    def add_photo(self, source: str | Path | Photo, *, name: str | None = None) -> ItemRecord:
+        """Add a photo by path (it is read once for its size) or as an already read :class:`Photo`.
+
+        The source file is referenced, not copied. Adding the same file again returns the
+        existing item.
+        """
+        if isinstance(source, Photo):
+            photo = source
+            if photo.source is None:
+                raise ProjectError("a photo added to a project needs its source path")
+        else:
+            existing = self.find_item(Path(source))
+            if existing is not None:
+                return existing
+            from engine.io.photos import read_photo
+
+            photo = read_photo(Path(source))
+        path = Path(photo.source)  # type: ignore[arg-type]
+        return self._insert_item(kind="photo", source=path, shape=photo.shape, name=name or path.name)
+
+    def add_volume(self, source: str | Path | Volume, *, series_key: str = "", name: str | None = None) -> ItemRecord:
+        """Add a volume: a NIfTI/NRRD/MHA file, a DICOM series folder, or a loaded :class:`Volume`.
+
+        Parameters
+        ----------
+        source
+            A path (read once, through :func:`engine.io.volumes.read_volume`, for its grid and
+            geometry) or a loaded volume (its ``source`` must be set).
+        series_key
+            Which series of a folder holding several (as ``engine.io.dicom`` names them); "" for
+            single-series folders and files.
+        """
+        if isinstance(source, Volume):
+            volume = source
+        else:
+            existing = self.find_item(Path(source), series_key=series_key)
+            if existing is not None:
+                return existing
+            from engine.io.volumes import read_volume
+
+            volume = read_volume(Path(source), series=series_key or None)
+        if volume.source is None:
+            raise ProjectError("a volume added to a project needs its source path")
+        geometry = Geometry(volume.spacing, volume.origin, tuple(float(v) for v in volume.direction.ravel()))
+        label = name or volume.description or Path(volume.source).name
+        return self._insert_item(kind="volume", source=Path(volume.source), shape=volume.shape, name=label,
+                                 series_uid=volume.series_uid, series_key=series_key, geometry=geometry)
+
+    def set_status(self, item_id: int, status: ItemStatus) -> ItemRecord:
+        """Mark an item ``new``, ``predicted``, ``corrected`` or ``approved``."""
+        _check_status(status)
+        self.item(item_id)
+        with self._db.transaction("change the status") as con:
+            con.execute("UPDATE items SET status = ? WHERE id = ?", (status, int(item_id)))
+        return self.item(item_id)
+
+    # ------------------------------------------------------------------ annotations
+
+    def _version_from_row(self, row: Sequence[Any]) -> VersionRecord:
+        item_id, version, mask_file, source, model, checkpoint, user, created, parent, status, digest, dtype = row
+        return VersionRecord(
+            item_id=int(item_id), version=int(version), mask_file=self.masks_dir / mask_file,
+            provenance=Provenance(source, model=model, checkpoint=checkpoint, user=user), created=created,
+            parent=None if parent is None else int(parent), status=status, checksum=digest, dtype=dtype)
+
+    def versions(self, item_id: int) -> list[VersionRecord]:
+        """Every saved version of an item, oldest first."""
+        rows = self._db.query(f"SELECT {_VERSION_COLS} FROM versions WHERE item_id = ? ORDER BY version",
+                              (int(item_id),))
+        return [self._version_from_row(r) for r in rows]
+
+    def latest_version(self, item_id: int) -> VersionRecord | None:
+        """The newest version of an item, or ``None`` when it has none."""
+        rows = self._db.query(f"SELECT {_VERSION_COLS} FROM versions WHERE item_id = ? ORDER BY version DESC "
+                              "LIMIT 1", (int(item_id),))
+        return self._version_from_row(rows[0]) if rows else None
+
+    def _check_labelmap(self, item: ItemRecord, data: np.ndarray, labels: LabelSet) -> np.ndarray:
+        data = np.asarray(data)
+        if data.dtype not in (np.uint8, np.uint16):
+            raise LabelError(f"a label map must be uint8 or uint16, got {data.dtype}")
+        if tuple(data.shape) != item.shape:
+            raise LabelError(f"label map shape {tuple(data.shape)} differs from item {item.id}'s grid {item.shape}")
+        unknown = [i for i in LabelMap(data, labels).present_ids() if i not in labels]
+        if unknown:
+            raise LabelError(f"the label map uses class ids the project does not define: {unknown[:10]}")
+        return np.ascontiguousarray(data)
+
+    def save_annotation(self, item_id: int, labelmap_data: LabelMap | np.ndarray, *, provenance: Provenance,
+                        status: ItemStatus | None = None, parent: int | None = None) -> VersionRecord:
+        """Save a label map as the item's next version and set the item's status.
+
+        Parameters
+        ----------
+        labelmap_data
+            ``(H, W)`` (photo) or ``(z, y, x)`` (volume) uint8/uint16 class ids on the item's grid,
+            or a :class:`LabelMap`; every non-zero id must be a class of the project.
+        provenance
+            :meth:`Provenance.from_model` or :meth:`Provenance.from_person`.
+        status
+            Defaults to ``predicted`` for a model and ``corrected`` for a person.
+        parent
+            The version it derives from; defaults to the item's latest version.
+
+        Raises
+        ------
+        ProjectWriteError
+            The mask or the database could not be written (e.g. "the disk is full"); the previous
+            version stays the latest and intact.
+        """
+        item = self.item(item_id)
+        data = labelmap_data.data if isinstance(labelmap_data, LabelMap) else labelmap_data
+        labels = self.labels()
+        data = self._check_labelmap(item, data, labels)
+        status = status or ("predicted" if provenance.source == "model" else "corrected")
+        _check_status(status)
+        if parent is not None:
+            self._version(item.id, parent)
+        return self._commit_versions([(item, data, parent)], provenance=provenance, status=status,
+                                     palette=labels.palette())[0]
+
+    def _commit_versions(self, entries: list[tuple[ItemRecord, np.ndarray, int | None]], *,
+                         provenance: Provenance, status: str | None, palette: np.ndarray | None,
+                         extra_sql: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> list[VersionRecord]:
+        """Write each mask file, then commit every row (and ``extra_sql``) in one transaction."""
+        if self.readonly:
+            raise ProjectError("the project is open read-only", self.folder)
+        written: list[tuple[ItemRecord, str, int, int | None, str, str]] = []
+        try:
+            for item, data, parent in entries:
+                latest = self.latest_version(item.id)
+                number = (latest.version if latest else 0) + 1
+                file_name = _masks.new_mask_name(item.id, number, item.kind)
+                _masks.write_mask(self.masks_dir / file_name, data, kind=item.kind, geometry=item.geometry,
+                                  palette=palette)
+                parent_version = parent if parent is not None else (latest.version if latest else None)
+                written.append((item, file_name, number, parent_version, _masks.checksum(data), data.dtype.name))
+            created = now()
+            with self._db.transaction("save the annotation") as con:
+                for item, file_name, number, parent_version, digest, dtype in written:
+                    item_status = status or item.status
+                    con.execute(
+                        f"INSERT INTO versions ({_VERSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (item.id, number, file_name, provenance.source, provenance.model, provenance.checkpoint,
+                         provenance.user, created, parent_version, item_status, digest, dtype))
+                    con.execute("UPDATE items SET status = ? WHERE id = ?", (item_status, item.id))
+                for sql, params in extra_sql:
+                    con.execute(sql, params)
+        except BaseException:
+            for _, file_name, *_rest in written:
+                with contextlib.suppress(OSError):
+                    (self.masks_dir / file_name).unlink()
+            raise
+        return [self._version(item.id, number) for item, _, number, *_rest in written]
+
+    def _version(self, item_id: int, version: int | None) -> VersionRecord:
+        if version is None:
+            record = self.latest_version(item_id)
+            if record is None:
+                raise ProjectError(f"item {item_id} has no saved annotation", self.folder)
+            return record
+        rows = self._db.query(f"SELECT {_VERSION_COLS} FROM versions WHERE item_id = ? AND version = ?",
+                              (int(item_id), int(version)))
+        if not rows:
+            raise ProjectError(f"item {item_id} has no version {version}", self.folder)
+        return self._version_from_row(rows[0])
+
+    def load_annotation(self, item_id: int, version: int | None = None) -> LabelMap:
+        """Read a version's label map (the latest when ``version`` is ``None``).
+
+        The content is checked against the checksum stored at save time. The returned map's
+        ``labels`` are the project's current classes. Raises :class:`ProjectError` when the item
+        has no such version and :class:`ProjectReadError` naming the file when the mask file is
+        missing, unreadable or differs from what was saved.
+        """
+        item = self.item(item_id)
+        record = self._version(item_id, version)
+        data = _masks.read_mask(record.mask_file, kind=item.kind, shape=item.shape, expected=record.checksum)
+        if data.dtype.name != record.dtype:
+            data = data.astype(record.dtype)
+        return LabelMap(data, self.labels())
+
+    def verify(self) -> list[str]:
+        """Check every version's mask file (exists, decodes, matches its checksum).
+
+        Returns one line per problem, naming the file; empty when all is well.
+        """
+        problems: list[str] = []
+        for item in self.items():
+            for record in self.versions(item.id):
+                try:
+                    _masks.read_mask(record.mask_file, kind=item.kind, shape=item.shape, expected=record.checksum)
+                except ProjectReadError as err:
+                    problems.append(str(err))
+        return problems
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ProjectError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+
