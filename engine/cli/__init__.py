@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser"]
 COMMAND_MODULES = (
     "engine.cli.project",
     "engine.cli.export",
+    "engine.cli.models",
 )
 
 
