@@ -1,0 +1,306 @@
+"""Read the headers of one DICOM file into per-slice records (no pixel data).
+
+A classic single-frame file gives one :class:`SliceHeader`; a multi-frame file gives one per
+frame, with the per-frame functional groups of enhanced files (PlanePositionSequence,
+PlaneOrientationSequence, PixelMeasuresSequence, PixelValueTransformationSequence,
+FrameContentSequence, MREchoSequence, frame type, FrameVOILUTSequence) merged over the shared
+groups. Everything later (grouping into series, geometry checks, loading) works on these records.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from engine.errors import DicomError
+from engine.items import WindowPreset
+
+__all__ = ["SliceHeader", "read_headers", "HEADER_TAGS"]
+
+_logger = logging.getLogger(__name__)
+
+HEADER_TAGS = [
+    "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "StudyInstanceUID",
+    "FrameOfReferenceUID", "SeriesDescription", "SeriesNumber", "Rows", "Columns", "NumberOfFrames",
+    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+    "SpacingBetweenSlices", "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth",
+    "WindowCenterWidthExplanation", "InstanceNumber", "AcquisitionNumber", "EchoNumbers", "ImageType",
+    "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "ContentTime", "SamplesPerPixel",
+    "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "GridFrameOffsetVector",
+]
+
+# SOP classes that are never image series: DICOMDIR, segmentations, structured reports, RT structs...
+_NOT_IMAGES = {
+    "1.2.840.10008.1.3.10": "a DICOMDIR index",
+    "1.2.840.10008.5.1.4.1.1.66.4": "a segmentation object",
+    "1.2.840.10008.5.1.4.1.1.481.3": "an RT structure set",
+    "1.2.840.10008.5.1.4.1.1.11.1": "a presentation state",
+}
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """One 2D slice (a file, or one frame of a multi-frame file) as its header describes it.
+
+    Attributes
+    ----------
+    path
+        The file.
+    frame
+        1-based frame number in a multi-frame file, else ``None``.
+    position
+        ImagePositionPatient, LPS mm of the centre of the first pixel, or ``None`` if absent.
+    orientation
+        ImageOrientationPatient ``(rx, ry, rz, cx, cy, cz)`` or ``None``.
+    pixel_spacing
+        ``(row spacing, column spacing)`` in mm (DICOM order: between rows first), or ``None``.
+    slope, intercept
+        The modality rescale (1, 0 when absent).
+    echo, image_type, temporal, stack_id
+        What tells stacks of one series apart (echo number or time, ImageType/FrameType values
+        after the first two, temporal position, enhanced StackID), as strings, "" when absent.
+    order
+        Sort key giving acquisition order (acquisition number, temporal position, trigger time,
+        acquisition time, instance number, frame); used to split repeated positions into stacks.
+    """
+
+    path: Path
+    frame: int | None
+    sop_uid: str
+    sop_class: str
+    series_uid: str
+    study_uid: str
+    frame_of_reference_uid: str
+    modality: str
+    description: str
+    series_number: int | None
+    rows: int
+    cols: int
+    samples: int
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    thickness: float | None
+    spacing_between: float | None
+    slope: float
+    intercept: float
+    windows: tuple[WindowPreset, ...]
+    echo: str
+    image_type: str
+    temporal: str
+    stack_id: str
+    instance_number: int | None
+    order: tuple[float, ...]
+
+
+def _floats(value: object, n: int) -> tuple[float, ...] | None:
+    """The first ``n`` floats (all when ``n`` is 0) of a multi-valued DS, ``None`` when absent or malformed."""
+    if value is None or value == "":
+        return None
+    try:
+        vals = tuple(float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
+                                        else [value]))
+    except (TypeError, ValueError):
+        return None
+    vals = vals[:n] if n else vals
+    if len(vals) < n or not all(np.isfinite(vals)):
+        return None
+    return vals
+
+
+def _float(value: object, default: float | None = None) -> float | None:
+    vals = _floats(value, 1)
+    return vals[0] if vals else default
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _time(value: object) -> float:
+    """HHMMSS.frac as seconds (0 when absent)."""
+    text = _text(value)
+    try:
+        return float(text[:2] or 0) * 3600 + float(text[2:4] or 0) * 60 + float(text[4:] or 0)
+    except ValueError:
+        return 0.0
+
+
+def _windows(ds: Dataset) -> tuple[WindowPreset, ...]:
+    centers = _floats(ds.get("WindowCenter"), 1)
+    widths = _floats(ds.get("WindowWidth"), 1)
+    if centers is None or widths is None:
+        return ()
+    centers_all = _floats(ds.get("WindowCenter"), 0) or ()
+    widths_all = _floats(ds.get("WindowWidth"), 0) or ()
+    names = _text(ds.get("WindowCenterWidthExplanation")).split("\\")
+    out = []
+    for i, (c, w) in enumerate(zip(centers_all, widths_all)):
+        name = names[i].strip() if i < len(names) and names[i].strip() else f"window {i + 1}"
+        if w > 0 and all((p.center, p.width) != (c, w) for p in out):
+            out.append(WindowPreset(name, c, w))
+    return tuple(out)
+
+
+def _item(ds: Dataset | None, seq: str) -> Dataset | None:
+    """The first item of sequence ``seq`` in ``ds``, or ``None``."""
+    if ds is None:
+        return None
+    value = ds.get(seq)
+    return value[0] if value else None
+
+
+def _group(frame: Dataset | None, shared: Dataset | None, seq: str) -> Dataset | None:
+    """A functional group macro's item: per-frame wins over shared."""
+    return _item(frame, seq) or _item(shared, seq)
+
+
+def _open(path: Path) -> Dataset:
+    """Read the header tags of ``path``, raising :class:`DicomError` with the reason."""
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise DicomError(f"cannot read the file: {err.strerror or err}", path) from err
+    if size == 0:
+        raise DicomError("empty file (0 bytes)", path)
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    except InvalidDicomError as err:
+        # Files without the 128-byte preamble (ACR-NEMA style) start with a group 0008 tag.
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head[:2] in (b"\x08\x00", b"\x02\x00"):
+            try:
+                return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=True)
+            except Exception as err2:  # noqa: BLE001 - any parse failure means "not readable DICOM"
+                raise DicomError(f"not a readable DICOM file ({err2})", path) from err2
+        raise DicomError("not a DICOM file (no 'DICM' marker)", path) from err
+    except Exception as err:  # noqa: BLE001 - pydicom raises many types on damaged files
+        raise DicomError(f"damaged DICOM header ({type(err).__name__}: {err})", path) from err
+
+
+def read_headers(path: str | Path) -> list[SliceHeader]:
+    """The slices one DICOM file holds, from its header only.
+
+    Raises
+    ------
+    DicomError
+        The file is empty, not DICOM, damaged, or not an image (DICOMDIR, SEG, SR...), with the
+        path and the reason.
+    """
+    path = Path(path)
+    ds = _open(path)
+    sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
+    if sop_class in _NOT_IMAGES:
+        raise DicomError(f"{_NOT_IMAGES[sop_class]}, not an image", path)
+    rows, cols = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    if not rows or not cols:
+        raise DicomError("no image in this DICOM file (no Rows/Columns)", path)
+    try:
+        return _slices(path, ds, sop_class, rows, cols)
+    except DicomError:
+        raise
+    except Exception as err:  # noqa: BLE001 - malformed values deep in functional groups
+        raise DicomError(f"damaged DICOM header ({type(err).__name__}: {err})", path) from err
+
+
+def _slices(path: Path, ds: Dataset, sop_class: str, rows: int, cols: int) -> list[SliceHeader]:
+    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if per_frame and len(per_frame) != n_frames:
+        raise DicomError(f"{len(per_frame)} per-frame groups for {n_frames} frames", path)
+    base_position = _floats(ds.get("ImagePositionPatient"), 3)
+    base_orient = _floats(ds.get("ImageOrientationPatient"), 6)
+    offsets = _floats(ds.get("GridFrameOffsetVector"), n_frames) if n_frames > 1 else None
+    common = dict(
+        path=path, sop_uid=str(ds.get("SOPInstanceUID", "")), sop_class=sop_class,
+        series_uid=str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{path}",
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        modality=_text(ds.get("Modality")), description=_text(ds.get("SeriesDescription")),
+        series_number=_int(ds.get("SeriesNumber")), rows=rows, cols=cols,
+        samples=_int(ds.get("SamplesPerPixel")) or 1,
+        instance_number=_int(ds.get("InstanceNumber")),
+    )
+    image_type = "\\".join(str(v) for v in list(ds.get("ImageType") or [])[2:])
+    acq = float(_int(ds.get("AcquisitionNumber")) or 0)
+    base_order = (acq, float(_int(ds.get("TemporalPositionIdentifier")) or 0), _float(ds.get("TriggerTime"), 0.0) or 0.0,
+                  _time(ds.get("AcquisitionTime")) or _time(ds.get("ContentTime")),
+                  float(common["instance_number"] or 0))
+    out = []
+    for f in range(n_frames):
+        frame = per_frame[f] if per_frame else None
+        position = base_position
+        orientation = base_orient
+        spacing = _floats(ds.get("PixelSpacing"), 2)
+        thickness = _float(ds.get("SliceThickness"))
+        spacing_between = _float(ds.get("SpacingBetweenSlices"))
+        slope = _float(ds.get("RescaleSlope"), 1.0)
+        intercept = _float(ds.get("RescaleIntercept"), 0.0)
+        windows = _windows(ds)
+        echo = _text(ds.get("EchoNumbers"))
+        temporal = _text(ds.get("TemporalPositionIdentifier"))
+        frame_type = image_type
+        stack_id = ""
+        order = base_order
+        if frame is not None or shared is not None:
+            pos = _group(frame, shared, "PlanePositionSequence")
+            ori = _group(frame, shared, "PlaneOrientationSequence")
+            meas = _group(frame, shared, "PixelMeasuresSequence")
+            pvt = _group(frame, shared, "PixelValueTransformationSequence")
+            voi = _group(frame, shared, "FrameVOILUTSequence")
+            content = _item(frame, "FrameContentSequence")
+            mr_echo = _group(frame, shared, "MREchoSequence")
+            ftype = (_group(frame, shared, "MRImageFrameTypeSequence")
+                     or _group(frame, shared, "CTImageFrameTypeSequence"))
+            if pos is not None:
+                position = _floats(pos.get("ImagePositionPatient"), 3) or position
+            if ori is not None:
+                orientation = _floats(ori.get("ImageOrientationPatient"), 6) or orientation
+            if meas is not None:
+                spacing = _floats(meas.get("PixelSpacing"), 2) or spacing
+                thickness = _float(meas.get("SliceThickness"), thickness)
+                spacing_between = _float(meas.get("SpacingBetweenSlices"), spacing_between)
+            if pvt is not None:
+                slope = _float(pvt.get("RescaleSlope"), slope) or slope
+                intercept = _float(pvt.get("RescaleIntercept"), intercept)
+            if voi is not None and _windows(voi):
+                windows = _windows(voi)
+            if mr_echo is not None and mr_echo.get("EffectiveEchoTime") is not None:
+                echo = f"TE {_float(mr_echo.get('EffectiveEchoTime'), 0.0):g}"
+            if ftype is not None and ftype.get("FrameType"):
+                frame_type = "\\".join(str(v) for v in list(ftype.FrameType)[2:])
+            if content is not None:
+                stack_id = _text(content.get("StackID"))
+                temporal = _text(content.get("TemporalPositionIndex")) or temporal
+                order = (*base_order[:1], float(_int(content.get("TemporalPositionIndex")) or 0), *base_order[2:])
+        elif offsets is not None and position is not None and orientation is not None:
+            normal = np.cross(orientation[:3], orientation[3:6])
+            position = tuple(float(v) for v in np.asarray(position) + offsets[f] * normal)
+        out.append(SliceHeader(
+            frame=f + 1 if n_frames > 1 else None, position=position, orientation=orientation,
+            pixel_spacing=spacing, thickness=thickness,
+            spacing_between=spacing_between,
+            slope=slope if slope else 1.0, intercept=intercept or 0.0, windows=windows, echo=echo,
+            image_type=frame_type, temporal=temporal, stack_id=stack_id, order=(*order, float(f)),
+            **common,  # type: ignore[arg-type]
+        ))
+    return out
