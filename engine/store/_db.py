@@ -51,6 +51,9 @@ class Database:
         The database file.
     readonly
         Open with ``mode=ro``; every write raises :class:`ProjectError`.
+    new
+        The file does not exist yet (project creation); otherwise a missing or empty file is
+        a :class:`ProjectReadError`.
 
     Notes
     -----
@@ -59,10 +62,17 @@ class Database:
     "saved" must survive, and the fsync per commit costs far less than writing the mask file.
     """
 
-    def __init__(self, path: Path, *, readonly: bool) -> None:
+    def __init__(self, path: Path, *, readonly: bool, new: bool = False) -> None:
         self.path = path
         self.readonly = readonly
         self._guard = threading.RLock()
+        if not new:
+            try:
+                empty = path.stat().st_size == 0
+            except OSError as err:
+                raise ProjectReadError(f"cannot read the project database ({err.strerror})", path) from err
+            if empty:
+                raise ProjectReadError("the project database is empty (0 bytes)", path)
         try:
             if readonly:
                 con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,

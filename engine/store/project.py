@@ -86,7 +86,7 @@ class Project(ClassesMixin, TrainingMixin):
         lock.acquire()
         tmp = folder / f".{DB_NAME}.tmp-{secrets.token_hex(4)}"
         try:
-            db = Database(tmp, readonly=False)
+            db = Database(tmp, readonly=False, new=True)
             schema.create_schema(db.con)
             schema.migrate(db.con, tmp)
             with db.transaction("create the project") as con:

@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import SchemaVersionError
+from engine.errors import ProjectReadError, SchemaVersionError
 
 __all__ = ["SCHEMA_V1", "MIGRATIONS", "CURRENT_VERSION", "read_version", "check_supported", "migrate", "create_schema"]
 
@@ -99,11 +99,15 @@ CURRENT_VERSION = len(MIGRATIONS) + 1
 
 
 def read_version(con: sqlite3.Connection, path: Path) -> int:
-    """The schema version recorded in ``meta``; raises :class:`SchemaVersionError` when absent."""
+    """The schema version recorded in ``meta``.
+
+    Raises :class:`ProjectReadError` when the database has no ``meta`` table (not a project) and
+    :class:`SchemaVersionError` when the version is absent or unreadable.
+    """
     try:
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    except sqlite3.OperationalError as err:
-        raise SchemaVersionError(f"not a Maskwright project database ({err})", path) from err
+    except sqlite3.Error as err:
+        raise ProjectReadError(f"not a Maskwright project database ({err})", path) from err
     if row is None:
         raise SchemaVersionError("the database has no schema version", path)
     try:
@@ -134,8 +138,12 @@ def migrate(con: sqlite3.Connection, path: Path) -> tuple[int, int]:
     try:
         old = read_version(con, path)
         check_supported(old, path)
-        for step in MIGRATIONS[old - 1:]:
-            step(con)
+        for number, step in enumerate(MIGRATIONS[old - 1:], start=old):
+            try:
+                step(con)
+            except sqlite3.Error as err:
+                raise SchemaVersionError(f"could not upgrade the project from schema {number} to {number + 1} "
+                                         f"({err}); nothing was changed", path) from err
         if old != CURRENT_VERSION:
             con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(CURRENT_VERSION),))
         con.execute("COMMIT")
