@@ -8,7 +8,9 @@ with their count), never a crash; damaged, truncated or empty files raise
 
 from __future__ import annotations
 
+import gzip
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +120,8 @@ def _read_itk(path: Path, progress: Progress | None, cancel: CancelToken | None)
     report(progress, 0, 1, f"reading {path.name}")
     if path.stat().st_size == 0:
         raise ItemReadError("empty file (0 bytes)", path)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_size(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as err:
@@ -144,6 +148,8 @@ def _read_itk(path: Path, progress: Progress | None, cancel: CancelToken | None)
         raise ItemReadError(f"cannot read the voxel data: {err}", path) from err
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
     if array.dtype.kind == "f":
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            _restore_nifti_nonfinite(path, array)
         bad = int(np.count_nonzero(np.isnan(array)))
         if bad:
             _logger.warning("%s holds %d NaN voxel(s) of %d", path, bad, array.size)
@@ -155,3 +161,83 @@ def _read_itk(path: Path, progress: Progress | None, cancel: CancelToken | None)
     report(progress, 1, 1, f"reading {path.name}")
     return Volume(array=array, spacing=image.GetSpacing(), origin=image.GetOrigin(), direction=direction,
                   source=path, description=name)
+
+
+def _nifti_layout(head: bytes) -> tuple[str, tuple[int, ...], int, int, int] | None:
+    """``(byte order, dims, datatype, bitpix, vox_offset)`` of a NIfTI-1/2 header, else ``None``."""
+    for order in "<>":
+        size = int(np.frombuffer(head[:4], dtype=f"{order}i4")[0]) if len(head) >= 4 else 0
+        if size == 348 and len(head) >= 112:
+            dim = np.frombuffer(head[40:56], dtype=f"{order}i2")
+            datatype, bitpix = (int(v) for v in np.frombuffer(head[70:74], dtype=f"{order}i2"))
+            offset = int(np.frombuffer(head[108:112], dtype=f"{order}f4")[0])
+            return order, tuple(int(d) for d in dim[1:1 + max(0, min(int(dim[0]), 7))]), datatype, bitpix, offset
+        if size == 540 and len(head) >= 176:
+            datatype, bitpix = (int(v) for v in np.frombuffer(head[12:16], dtype=f"{order}i2"))
+            dim = np.frombuffer(head[16:80], dtype=f"{order}i8")
+            offset = int(np.frombuffer(head[168:176], dtype=f"{order}i8")[0])
+            return order, tuple(int(d) for d in dim[1:1 + max(0, min(int(dim[0]), 7))]), datatype, bitpix, offset
+    return None
+
+
+def _gunzipped_size(path: Path, need: int) -> int:
+    """Bytes a gzip file inflates to (all members), or fewer when it is cut short.
+
+    Fast path: the gzip trailer's ISIZE (size mod 2**32) of an intact single-member file equals
+    ``need``; a truncated file ends in arbitrary bytes. Otherwise inflate the stream to count.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(-4, 2)
+        if int.from_bytes(fh.read(4), "little") == need % (1 << 32):
+            return need
+        fh.seek(0)
+        total, inflater = 0, zlib.decompressobj(wbits=47)
+        try:
+            while chunk := fh.read(1 << 20):
+                while chunk:
+                    total += len(inflater.decompress(chunk))
+                    chunk = inflater.unused_data if inflater.eof else b""
+                    if inflater.eof:
+                        inflater = zlib.decompressobj(wbits=47)
+        except zlib.error:
+            return total
+    return total
+
+
+def _check_nifti_size(path: Path) -> None:
+    """ITK reads a truncated NIfTI (plain or gzipped) without complaint: check the size first."""
+    gz = path.name.lower().endswith(".gz")
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+            layout = _nifti_layout(fh.read(540))
+    except (OSError, EOFError, zlib.error) as err:
+        raise ItemReadError(f"damaged NIfTI file: {err}", path) from err
+    if layout is None:
+        return  # not NIfTI-looking: let SimpleITK say what it is
+    _order, dims, _datatype, bitpix, offset = layout
+    need = offset + int(np.prod(dims, dtype=np.int64)) * bitpix // 8
+    have = _gunzipped_size(path, need) if gz else path.stat().st_size
+    if have < need:
+        raise ItemReadError(f"truncated NIfTI file: {have} bytes of data, the header needs {need}", path)
+
+
+def _restore_nifti_nonfinite(path: Path, array: np.ndarray) -> None:
+    """ITK's NIfTI reader turns NaN/Inf into 0; put them back from the raw float data (in place)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(540)
+            layout = _nifti_layout(head)
+            if layout is None or layout[2] not in (16, 64):  # float32 / float64
+                return
+            order, dims, datatype, _bitpix, offset = layout
+            dtype = np.dtype(f"{order}f4" if datatype == 16 else f"{order}f8")
+            fh.seek(offset)
+            raw = np.frombuffer(fh.read(array.size * dtype.itemsize), dtype=dtype)
+    except (OSError, EOFError, zlib.error):
+        return
+    if raw.size != array.size:
+        return
+    bad = ~np.isfinite(raw)
+    if bad.any():
+        array.reshape(-1)[bad] = raw[bad]
