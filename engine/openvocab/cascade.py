@@ -50,6 +50,7 @@ __all__ = [
     "save_head",
     "load_head",
     "combine_probabilities",
+    "checkpoint_filter_fn",
     "FORMAT",
     "VERSION",
 ]
@@ -85,6 +86,9 @@ class CascadeConfig:
         Deep visual prompt tokens per block (0 disables prompts).
     dropout
         Dropout in the decoders and on the prompts (training only).
+    double_class_embedding
+        Add ``class_embedding`` to the CLS token twice, as the reference code does. Only for
+        heads converted from the official checkpoints, which were trained on that input.
     """
 
     backbone: str = "ViT-B-16-quickgelu.openai"
@@ -97,6 +101,7 @@ class CascadeConfig:
     ffn_dim: int = 2048
     num_prompt_tokens: int = 10
     dropout: float = 0.1
+    double_class_embedding: bool = False
 
     @property
     def tap_layers(self) -> tuple[int, ...]:
@@ -277,7 +282,8 @@ class CascadeHead(nn.Module):
         b, c, gh, gw = x.shape
         x = x.flatten(2).transpose(1, 2)
         pos = _resize_pos(visual.positional_embedding, (gh, gw)).to(x.dtype)
-        cls = (visual.class_embedding + pos[0]).expand(b, 1, c)
+        cls_emb = visual.class_embedding * (2.0 if cfg.double_class_embedding else 1.0)
+        cls = (cls_emb + pos[0]).expand(b, 1, c)
         x = visual.ln_pre(torch.cat([cls, x + pos[1:]], dim=1))
         n_patch = gh * gw
         t = cfg.num_prompt_tokens
@@ -420,6 +426,61 @@ def combine_probabilities(
     p = torch.sigmoid(cascade_logits.float())
     p = p / p.sum(dim=-3, keepdim=True).clamp_min(1e-12)
     return weight * p + (1.0 - weight) * training_free_probs.float()
+
+
+# -- the reference's checkpoints (mmseg CascadeCLIP: backbone.* + decode_head.*) ------------------
+_REF_VISUAL = ("conv1.", "class_embedding", "positional_embedding", "ln_pre.", "transformer.", "ln_post.", "proj")
+
+
+def _convert_reference_head(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Reference ``backbone.*``/``decode_head.*`` keys -> :class:`CascadeHead` keys (pure).
+
+    The decoder layers' unused ``self_attn`` and ``norm1`` (inherited from
+    ``nn.TransformerDecoderLayer``, never called) are dropped.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("backbone."):
+            k = key[len("backbone."):]
+            if k.startswith("prompt_") or k.startswith("deep_prompt_"):
+                out[k] = value
+            elif k.startswith("ln_layers."):
+                out["tap_norms." + k[len("ln_layers."):]] = value
+            elif k == "proj_layers":
+                out["tap_projs"] = value
+        elif key.startswith("decode_head."):
+            k = key[len("decode_head."):]
+            if k.startswith("weights_s"):
+                out[f"mix.{int(k[len('weights_s'):]) - 1}"] = value
+            elif k.startswith("q_projs."):
+                out[k] = value
+            elif k.startswith("cascade_decoders.") and ".self_attn." not in k and ".norm1." not in k:
+                out["decoders." + k[len("cascade_decoders."):].replace(".multihead_attn.", ".cross_attn.")] = value
+    return out
+
+
+def _convert_reference_visual(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Reference ``backbone.*`` CLIP keys -> open_clip ``VisionTransformer`` keys (pure).
+
+    The layouts agree (both are OpenAI CLIP's); only the prefix goes. The reference stores the
+    position embedding already resized to its training grid.
+    """
+    return {k[len("backbone."):]: v for k, v in state.items()
+            if k.startswith("backbone.") and k[len("backbone."):].startswith(_REF_VISUAL)
+            and not k.startswith("backbone.proj_layers")}
+
+
+def checkpoint_filter_fn(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split a foreign Cascade-CLIP state dict into ``(head_state, visual_state)``.
+
+    Recognises the reference (mmseg) layout by its ``decode_head.cascade_decoders.`` keys; a
+    state dict already in our layout is returned as ``(state, {})``.
+    """
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if any(k.startswith("decode_head.cascade_decoders.") for k in state):
+        return _convert_reference_head(state), _convert_reference_visual(state)
+    return dict(state), {}
 
 
 def save_head(head: CascadeHead, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
