@@ -17,7 +17,7 @@ import numpy as np
 from engine.edit.history import Atom, History, Key, Step, apply_atom, revert_atom
 from engine.errors import LabelError
 
-__all__ = ["LabelEditor", "ChangeListener", "plane_key", "bbox_of"]
+__all__ = ["LabelEditor", "ChangeListener", "plane_key", "plane_box", "bbox_of"]
 
 _logger = logging.getLogger(__name__)
 
@@ -261,3 +261,21 @@ def _compose(key: Key, sub: tuple[slice, ...]) -> Key:
         else:
             out.append(k)
     return tuple(out)
+
+
+def plane_box(key: Key, axis: int | None, index: int) -> tuple[slice, slice] | None:
+    """The part of a changed box ``key`` that lies on one plane, as ``(rows, cols)`` slices.
+
+    The inverse of :func:`plane_key`: ``axis`` ``None`` (2D maps) returns ``key`` itself; for
+    volumes ``None`` means the box does not touch slice ``index`` of ``axis``.
+    """
+    if axis is None or len(key) == 2:
+        return tuple(k if isinstance(k, slice) else slice(k, k + 1) for k in key)  # type: ignore[return-value]
+    k = key[axis]
+    if isinstance(k, slice):
+        if not (k.start or 0) <= index < (k.stop if k.stop is not None else index + 1):
+            return None
+    elif k != index:
+        return None
+    rest = [key[a] for a in range(len(key)) if a != axis]
+    return tuple(r if isinstance(r, slice) else slice(r, r + 1) for r in rest)  # type: ignore[return-value]

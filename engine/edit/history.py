@@ -109,6 +109,7 @@ class History:
         self._redo: deque[Step] = deque(maxlen=limit)
         self._staged: list[Atom] | None = None
         self._staged_label = ""
+        self._depth = 0  # strokes nest: only the outermost commit records a step
 
     # -- recording ---------------------------------------------------------------------------
     @property
@@ -117,11 +118,15 @@ class History:
         return self._staged is not None
 
     def begin(self, label: str = "") -> None:
-        """Open a stroke: following atoms are staged and committed as one step."""
-        if self._staged is not None:
-            raise RuntimeError("a stroke is already open")
-        self._staged = []
-        self._staged_label = label
+        """Open a stroke: following atoms are staged and committed as one step.
+
+        Strokes nest (a tool that opens its own stroke inside a caller's): the atoms of inner
+        strokes join the outermost one, which alone becomes a step.
+        """
+        self._depth += 1
+        if self._staged is None:
+            self._staged = []
+            self._staged_label = label
 
     def record(self, atom: Atom) -> None:
         """Record an applied atom: staged in an open stroke, else committed as its own step."""
@@ -134,6 +139,9 @@ class History:
         """Close the open stroke; returns its step, or ``None`` when it changed nothing."""
         if self._staged is None:
             raise RuntimeError("no stroke is open")
+        self._depth -= 1
+        if self._depth > 0:
+            return None
         atoms, self._staged = self._staged, None
         if not atoms:
             return None
@@ -142,9 +150,15 @@ class History:
         return step
 
     def abort(self) -> list[Atom]:
-        """Close the open stroke without recording it; returns its atoms (the caller reverts them)."""
+        """Close the open stroke without recording it; returns its atoms (the caller reverts them).
+
+        Aborting an inner stroke returns nothing: the outermost abort reverts everything.
+        """
         if self._staged is None:
             raise RuntimeError("no stroke is open")
+        self._depth -= 1
+        if self._depth > 0:
+            return []
         atoms, self._staged = self._staged, None
         return atoms
 
@@ -184,6 +198,7 @@ class History:
         self._undo.clear()
         self._redo.clear()
         self._staged = None
+        self._depth = 0
 
     @property
     def undo_steps(self) -> Sequence[Step]:

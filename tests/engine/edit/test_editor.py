@@ -152,3 +152,14 @@ def test_array_values_and_replace_data() -> None:
     assert not data.any()
     ed.replace_data(np.full((8, 8), 5, np.uint8))
     assert (data == 5).all() and not ed.history.can_undo and not ed.history.can_redo
+
+
+def test_plane_box_maps_changed_boxes_onto_views() -> None:
+    from engine.edit import plane_box
+
+    assert plane_box((slice(1, 3), slice(4, 6)), None, 0) == (slice(1, 3), slice(4, 6))
+    key = (5, slice(10, 20), slice(30, 40))  # an axial edit on slice 5
+    assert plane_box(key, 0, 5) == (slice(10, 20), slice(30, 40))
+    assert plane_box(key, 0, 6) is None
+    assert plane_box(key, 1, 12) == (slice(5, 6), slice(30, 40))  # seen in the coronal view
+    assert plane_box(key, 2, 50) is None

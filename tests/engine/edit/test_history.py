@@ -8,11 +8,17 @@ import pytest
 from engine.edit.history import Atom, History, apply_atom, revert_atom
 
 
-def test_begin_twice_and_commit_without_begin_raise() -> None:
+def test_nested_strokes_make_one_step_and_unbalanced_commit_raises() -> None:
     h = History(5)
+    atom = Atom((slice(0, 1), slice(0, 1)), None, np.zeros((1, 1), np.uint8), np.asarray(1, np.uint8))
+    h.begin("outer")
+    h.begin("inner")
+    h.record(atom)
+    assert h.commit() is None  # the inner commit only closes the inner stroke
+    h.record(atom)
+    step = h.commit()
+    assert step is not None and len(step.atoms) == 2 and step.label == "outer"
     h.begin()
-    with pytest.raises(RuntimeError):
-        h.begin()
     assert h.commit() is None  # empty stroke records nothing
     with pytest.raises(RuntimeError):
         h.commit()

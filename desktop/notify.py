@@ -1,0 +1,79 @@
+"""The one notification sink: every error a person should see goes through :class:`Notifier`.
+
+Errors become a short message (a non-blocking message box plus the status bar), never a
+traceback; the traceback goes to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from engine.errors import Cancelled, MaskwrightError
+
+__all__ = ["Notifier", "describe_error"]
+
+_logger = logging.getLogger(__name__)
+
+
+def describe_error(err: BaseException) -> str:
+    """A message a person can act on: our errors as they are, others with their type named."""
+    if isinstance(err, MaskwrightError):
+        return str(err)
+    if isinstance(err, MemoryError):
+        return "Out of memory. Close other items or use a smaller model."
+    if isinstance(err, OSError):
+        name = getattr(err, "filename", None)
+        return f"{name}: {err.strerror or err}" if name else (err.strerror or str(err))
+    return f"Unexpected error ({type(err).__name__}): {err}"
+
+
+class Notifier(QObject):
+    """Shows information and errors to the person.
+
+    Signals
+    -------
+    message(text, timeout_ms)
+        For the status bar.
+    """
+
+    message = Signal(str, int)
+
+    def __init__(self, parent_widget: QWidget | None = None) -> None:
+        super().__init__(parent_widget)
+        self._parent = parent_widget
+        self.history: list[tuple[str, str]] = []  # (level, text), newest last; tests read it
+        self._box: QMessageBox | None = None
+
+    def info(self, text: str, timeout_ms: int = 5000) -> None:
+        """A passing note in the status bar."""
+        self.history.append(("info", text))
+        self.message.emit(text, timeout_ms)
+
+    def error(self, err: BaseException | str, *, context: str = "") -> None:
+        """Show an error (non-blocking box + status bar); a cancellation is only a status note."""
+        if isinstance(err, Cancelled):
+            self.info(f"{context}: cancelled" if context else "Cancelled")
+            return
+        text = err if isinstance(err, str) else describe_error(err)
+        if context:
+            text = f"{context}: {text}"
+        if isinstance(err, BaseException) and not isinstance(err, MaskwrightError):
+            _logger.error("%s", text, exc_info=err)
+        else:
+            _logger.warning("%s", text)
+        self.history.append(("error", text))
+        self.message.emit(text, 10000)
+        if self._box is not None:
+            self._box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Maskwright", text, QMessageBox.StandardButton.Ok, self._parent)
+        box.setObjectName("errorBox")
+        box.open()  # non-blocking: the app keeps running, the person closes it when ready
+        self._box = box
+
+    @property
+    def last_error(self) -> str | None:
+        """The newest error text, or ``None``."""
+        return next((t for level, t in reversed(self.history) if level == "error"), None)
