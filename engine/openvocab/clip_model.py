@@ -1,0 +1,342 @@
+"""Loading open_clip ViT models for dense (per-patch) use, with their own preprocessing.
+
+A :class:`ClipModel` is an open_clip CLIP model plus what dense segmentation needs to run it on
+any window size: the preprocessing mean/std of its weights, the patch size, the native patch
+grid, and a cache of position embeddings resized at run time (open_clip itself refuses
+non-native input sizes).
+
+Where the weights come from (:class:`ClipSpec`):
+
+* an open_clip pretrained tag (``ViT-B-16-quickgelu`` + ``openai``): resolved in the local
+  Hugging Face hub cache only. Nothing downloads here; a missing file raises
+  :class:`~engine.errors.WeightsError` saying how to get it (``maskwright models download``);
+* a local weights file (``.safetensors`` or a ``.pt``/``.bin`` state dict, loaded with
+  ``weights_only=True``) for the named architecture;
+* an open_clip ``local-dir:FOLDER`` (``open_clip_config.json`` + weights), which keeps the
+  folder's own mean/std;
+* an explicit open_clip model config dict (tiny test models), with random weights from a seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.errors import ModelError, WeightsError
+
+__all__ = [
+    "ClipSpec",
+    "ClipModel",
+    "load_clip",
+    "build_clip_from_config",
+    "PosInterp",
+    "OPENAI_MEAN",
+    "OPENAI_STD",
+]
+
+_logger = logging.getLogger(__name__)
+
+OPENAI_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
+PosInterp = Literal["offset", "size"]
+"""How position embeddings are resized to a new patch grid.
+
+``"offset"``: bicubic with ``scale_factor = (grid + 0.1) / native`` (the DINO recipe NACLIP,
+SCLIP and ClearCLIP use); ``"size"``: bicubic to the exact grid size (MaskCLIP / mmseg).
+"""
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which CLIP model to load.
+
+    Attributes
+    ----------
+    name
+        An open_clip model name (``ViT-B-16-quickgelu``, ``ViT-B-16``, ``ViT-L-14``) or
+        ``local-dir:FOLDER``.
+    pretrained
+        An open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k``), a local weights file,
+        or ``None`` for random weights (tests and benchmarks only).
+    config
+        An explicit open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``,
+        ``quick_gelu``); when given, ``name`` is only a label and no built-in config is used.
+    seed
+        Seed for random weights (``pretrained=None``).
+    cache_dir
+        Hub cache folder where tags are looked up; ``None`` = Maskwright's weights cache
+        (platformdirs user cache ``maskwright/hub``).
+    mean, std
+        Override the preprocessing (RGB, 0..1 scale); ``None`` = the weights' own.
+    """
+
+    name: str = "ViT-B-16-quickgelu"
+    pretrained: str | None = "openai"
+    config: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    seed: int = 0
+    cache_dir: Path | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    @property
+    def key(self) -> str:
+        """A short string identifying these weights (used to key text-embedding caches)."""
+        if self.config is not None:
+            cfg = json.dumps(self.config, sort_keys=True)
+            return f"{self.name}|cfg-{hashlib.sha1(cfg.encode()).hexdigest()[:12]}|seed{self.seed}|{self.pretrained}"
+        if self.pretrained is None:
+            return f"{self.name}|random-seed{self.seed}"
+        path = Path(self.pretrained)
+        if path.is_file():
+            st = path.stat()
+            return f"{self.name}|file:{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+        return f"{self.name}|{self.pretrained}"
+
+
+def _default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("maskwright")) / "hub"
+
+
+class ClipModel:
+    """An open_clip CLIP model ready for dense use.
+
+    Attributes
+    ----------
+    model
+        The open_clip ``CLIP`` module, in eval mode.
+    spec
+        What was loaded.
+    mean, std
+        ``(3,)`` float tensors of the preprocessing, RGB on a 0..1 scale.
+    patch_size
+        Pixels per patch side (16 for ViT-B/16).
+    native_grid
+        ``(rows, cols)`` of the position embedding the weights were trained with.
+    """
+
+    def __init__(self, model: nn.Module, spec: ClipSpec, *, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        visual = getattr(model, "visual", None)
+        if visual is None or not hasattr(visual, "conv1") or not hasattr(visual, "transformer"):
+            raise ModelError(f"{spec.name} is not an open_clip ViT (dense CLIP needs a ViT image tower)")
+        self.model = model.eval()
+        self.spec = spec
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+        ps = visual.conv1.kernel_size
+        self.patch_size = int(ps[0])
+        n = visual.positional_embedding.shape[0] - 1
+        grid = getattr(visual, "grid_size", None)
+        self.native_grid = (int(grid[0]), int(grid[1])) if grid is not None else (math.isqrt(n), math.isqrt(n))
+        self._pos_cache: dict[tuple[int, int, str, torch.device, torch.dtype], torch.Tensor] = {}
+
+    @property
+    def key(self) -> str:
+        """Identity of the weights (model name, tag or file)."""
+        return self.spec.key
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.visual.conv1.weight.device
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the joint image-text space (512 for ViT-B/16)."""
+        return int(self.model.visual.proj.shape[1])
+
+    def to(self, device: torch.device | str) -> ClipModel:
+        """Move the model to ``device`` (in place) and return self."""
+        self.model.to(device)
+        self._pos_cache.clear()
+        return self
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` float RGB in 0..1 -> the model's normalised input (same shape)."""
+        mean = self.mean.to(images.device, images.dtype).view(1, 3, 1, 1)
+        std = self.std.to(images.device, images.dtype).view(1, 3, 1, 1)
+        return (images - mean) / std
+
+    def position_embedding(self, grid: tuple[int, int], mode: PosInterp = "offset") -> torch.Tensor:
+        """The position embedding for a ``(rows, cols)`` patch grid, ``(1 + rows*cols, width)``.
+
+        The native grid returns the weights' own embedding; other grids are resized bicubically
+        (see :data:`PosInterp`) and cached per grid, mode, device and dtype.
+        """
+        pos = self.model.visual.positional_embedding
+        rows, cols = int(grid[0]), int(grid[1])
+        if (rows, cols) == self.native_grid:
+            return pos
+        key = (rows, cols, mode, pos.device, pos.dtype)
+        cached = self._pos_cache.get(key)
+        if cached is not None:
+            return cached
+        nr, nc = self.native_grid
+        width = pos.shape[-1]
+        patch = pos[1:].reshape(1, nr, nc, width).permute(0, 3, 1, 2).float()
+        if mode == "offset":
+            resized = F.interpolate(patch, scale_factor=((rows + 0.1) / nr, (cols + 0.1) / nc), mode="bicubic",
+                                    align_corners=False, recompute_scale_factor=False)
+        elif mode == "size":
+            resized = F.interpolate(patch, size=(rows, cols), mode="bicubic", align_corners=False)
+        else:
+            raise ValueError(f"unknown position interpolation {mode!r}: use 'offset' or 'size'")
+        if resized.shape[-2:] != (rows, cols):  # pragma: no cover - guards the float arithmetic
+            raise ModelError(f"position embedding resized to {tuple(resized.shape[-2:])}, wanted {(rows, cols)}")
+        resized = resized.to(pos.dtype).permute(0, 2, 3, 1).reshape(rows * cols, width)
+        out = torch.cat([pos[:1], resized], dim=0).detach()
+        self._pos_cache[key] = out
+        return out
+
+
+def build_clip_from_config(config: Mapping[str, Any], *, seed: int = 0) -> nn.Module:
+    """An open_clip ``CLIP`` with random weights from an explicit model config.
+
+    Parameters
+    ----------
+    config
+        An open_clip model config: ``embed_dim``, ``vision_cfg``, ``text_cfg`` and optionally
+        ``quick_gelu``. Keep ``text_cfg.vocab_size`` at 49408 for the stock tokenizer.
+    seed
+        The weights are drawn after ``torch.manual_seed(seed)`` on a private generator state, so
+        the same config and seed always give the same weights.
+    """
+    from open_clip.model import CLIP
+
+    cfg = json.loads(json.dumps(dict(config)))  # deep copy, plain types
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIP(**cfg)
+    return model.eval()
+
+
+def _hub_file_for_tag(name: str, tag: str, cache_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The cached weights file for an open_clip tag, without any network access."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        raise WeightsError(f"{name} has no pretrained tag {tag!r}; known tags: {', '.join(tags) or 'none'}")
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        raise WeightsError(f"{name} {tag}: this tag has no Hugging Face hub source; import a weights file instead")
+    repo_id = hub.rstrip("/")
+    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=str(cache_dir))
+        if isinstance(found, str):
+            return Path(found), cfg
+    raise WeightsError(
+        f"the weights of {name} ({tag}) are not on this computer: run "
+        f"`maskwright models download {name}.{tag}` or `maskwright models import FILE`",
+        cache_dir,
+    )
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad weights file
+        raise WeightsError(f"not a readable weights file ({err})", path) from err
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError("the file holds no state dict", path)
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _load_weights_file(model: nn.Module, path: Path) -> None:
+    from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed
+
+    state = _load_state_dict(path)
+    state = convert_to_custom_text_state_dict(state)
+    resize_pos_embed(state, model)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("attn_mask")]
+    if missing:
+        raise WeightsError(f"weights do not fit this architecture: missing {missing[:5]}", path)
+    if unexpected:
+        _logger.warning("%s: ignored %d unexpected keys, e.g. %s", path, len(unexpected), unexpected[:3])
+
+
+def load_clip(spec: ClipSpec = ClipSpec(), *, device: torch.device | str = "cpu") -> ClipModel:
+    """Load a CLIP model for dense segmentation.
+
+    Parameters
+    ----------
+    spec
+        Which model and weights (see :class:`ClipSpec`).
+    device
+        Where to put it.
+
+    Returns
+    -------
+    ClipModel
+        Eval mode, fp32 weights, with the preprocessing of its weights.
+
+    Raises
+    ------
+    WeightsError
+        The weights are missing (tags are looked up in the cache only), unreadable or do not fit.
+    ModelError
+        Unknown model name, or not a ViT.
+    """
+    import open_clip
+    from open_clip.factory import get_model_config
+
+    mean: tuple[float, ...] = OPENAI_MEAN
+    std: tuple[float, ...] = OPENAI_STD
+    if spec.config is not None:
+        model = build_clip_from_config(spec.config, seed=spec.seed)
+        if spec.pretrained is not None:
+            _load_weights_file(model, Path(spec.pretrained))
+    elif spec.name.startswith("local-dir:"):
+        folder = Path(spec.name.removeprefix("local-dir:"))
+        if not (folder / "open_clip_config.json").is_file():
+            raise WeightsError("no open_clip_config.json in this folder", folder)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(spec.name)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise WeightsError(f"cannot load this open_clip folder ({err})", folder) from err
+        pcfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+        mean, std = tuple(pcfg.get("mean", mean)), tuple(pcfg.get("std", std))
+    else:
+        config = get_model_config(spec.name)
+        if config is None:
+            raise ModelError(f"unknown open_clip model {spec.name!r}")
+        if spec.pretrained is None:
+            model = build_clip_from_config(config, seed=spec.seed)
+        else:
+            path = Path(spec.pretrained)
+            if path.is_file():
+                weights = path
+            else:
+                weights, tag_cfg = _hub_file_for_tag(spec.name, spec.pretrained, spec.cache_dir or _default_cache_dir())
+                mean, std = tuple(tag_cfg.get("mean", mean)), tuple(tag_cfg.get("std", std))
+            model = build_clip_from_config(config, seed=spec.seed)
+            _load_weights_file(model, weights)
+    mean = spec.mean or mean
+    std = spec.std or std
+    model = model.float().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    clip = ClipModel(model, spec, mean=mean, std=std)
+    _logger.info("loaded %s (%s) on %s", spec.name, spec.pretrained, device)
+    return clip.to(device)
