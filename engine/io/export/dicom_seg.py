@@ -15,6 +15,7 @@ instead).
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,11 @@ from engine.jobs import CancelToken, Progress, check_cancelled, report
 __all__ = ["write_dicom_seg"]
 
 _logger = logging.getLogger(__name__)
+
+# Type 2 patient and study attributes highdicom copies from the sources: they must exist but may
+# be empty. Files that omit them (some anonymisers and converters do) get empty values in memory.
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "StudyDate",
+          "StudyTime", "ReferringPhysicianName", "AccessionNumber")
 
 
 def _read_sources(volume: Volume, out_path: Path) -> list:  # noqa: ANN401 - list of pydicom Datasets
@@ -45,10 +51,47 @@ def _read_sources(volume: Volume, out_path: Path) -> list:  # noqa: ANN401 - lis
     datasets = []
     for path in paths:
         try:
-            datasets.append(pydicom.dcmread(path, stop_before_pixels=True))
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (OSError, InvalidDicomError, ValueError) as err:
             raise ExportError(f"cannot read the source DICOM file ({err})", path) from err
+        missing = [k for k in _TYPE2 if k not in ds]
+        for keyword in missing:
+            setattr(ds, keyword, "")
+        if missing:
+            _logger.debug("%s lacks %s; treated as empty", path, ", ".join(missing))
+        _share_per_frame_geometry(ds, path)
+        datasets.append(ds)
     return datasets
+
+
+def _share_per_frame_geometry(ds, path: Path) -> None:  # noqa: ANN001 - pydicom Dataset
+    """Copy per-frame pixel measures / orientation into the shared group when all frames agree.
+
+    highdicom reads them from the shared functional group only, while some scanners (Philips)
+    write them in every per-frame item. Only the in-memory copy is changed.
+    """
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        return
+    if "SharedFunctionalGroupsSequence" not in ds or not ds.SharedFunctionalGroupsSequence:
+        from pydicom.dataset import Dataset
+
+        ds.SharedFunctionalGroupsSequence = [Dataset()]
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    checks = {"PixelMeasuresSequence": ("PixelSpacing",), "PlaneOrientationSequence": ("ImageOrientationPatient",)}
+    for keyword, fields in checks.items():
+        if keyword in shared:
+            continue
+        items = [item.get(keyword) for item in per_frame]
+        if any(not seq for seq in items):
+            raise ExportError(f"the multi-frame source has no {keyword} for some frames", path)
+        first = [np.asarray(items[0][0].get(f), dtype=np.float64) for f in fields]
+        for seq in items[1:]:
+            values = [np.asarray(seq[0].get(f), dtype=np.float64) for f in fields]
+            if any(a.shape != b.shape or not np.allclose(a, b, atol=1e-4) for a, b in zip(first, values)):
+                raise ExportError(f"the frames of the multi-frame source differ in {fields[0]}; a DICOM SEG "
+                                  "needs one shared value (export NIfTI instead)", path)
+        setattr(shared, keyword, items[0])
 
 
 def _frames(volume: Volume, data: np.ndarray, datasets: list, out_path: Path) -> np.ndarray:  # noqa: ANN001
@@ -92,6 +135,27 @@ def _descriptions(labels: LabelSet, present: list[int], *, manual: bool, algorit
     return out
 
 
+def _build(datasets: list, pixels: np.ndarray, labels: LabelSet, present: list[int], *, manual: bool,
+           algorithm: str, series_number: int, series_description: str, out_path: Path):  # noqa: ANN202
+    """The highdicom Segmentation; its refusals become :class:`ExportError`."""
+    import highdicom as hd
+    from pydicom.uid import generate_uid
+
+    try:
+        return hd.seg.Segmentation(
+            source_images=datasets, pixel_array=pixels,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=_descriptions(labels, present, manual=manual, algorithm=algorithm),
+            series_instance_uid=generate_uid(), series_number=series_number,
+            sop_instance_uid=generate_uid(), instance_number=1,
+            manufacturer="Maskwright", manufacturer_model_name="Maskwright",
+            software_versions=algorithm, device_serial_number="0",
+            series_description=series_description[:64], omit_empty_frames=True,
+        )
+    except (ValueError, TypeError, AttributeError, KeyError) as err:
+        raise ExportError(f"highdicom cannot build a segmentation from these sources ({err})", out_path) from err
+
+
 def write_dicom_seg(out_path: str | Path, volume: Volume, labelmap: np.ndarray, labels: LabelSet, *,
                     series_description: str = "Maskwright segmentation", series_number: int = 300,
                     manual: bool = False, algorithm: str = "Maskwright",
@@ -119,9 +183,6 @@ def write_dicom_seg(out_path: str | Path, volume: Volume, labelmap: np.ndarray, 
     ExportResult
         The SEG file written.
     """
-    import highdicom as hd
-    from pydicom.uid import generate_uid
-
     out_path = Path(out_path)
     if labelmap.shape != volume.shape:
         raise ExportError(f"the mask grid {labelmap.shape} differs from the volume's {volume.shape}", out_path)
@@ -142,19 +203,12 @@ def write_dicom_seg(out_path: str | Path, volume: Volume, labelmap: np.ndarray, 
     pixels = _frames(volume, lut[labelmap], datasets, out_path)
     check_cancelled(cancel)
     report(progress, 1, 3, "encoding the segmentation")
-    try:
-        seg = hd.seg.Segmentation(
-            source_images=datasets, pixel_array=pixels,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=_descriptions(labels, present, manual=manual, algorithm=algorithm),
-            series_instance_uid=generate_uid(), series_number=series_number,
-            sop_instance_uid=generate_uid(), instance_number=1,
-            manufacturer="Maskwright", manufacturer_model_name="Maskwright",
-            software_versions=algorithm, device_serial_number="0",
-            series_description=series_description[:64], omit_empty_frames=True,
-        )
-    except (ValueError, TypeError, AttributeError, KeyError) as err:
-        raise ExportError(f"highdicom cannot build a segmentation from these sources ({err})", out_path) from err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seg = _build(datasets, pixels, labels, present, manual=manual, algorithm=algorithm,
+                     series_number=series_number, series_description=series_description, out_path=out_path)
+    for w in caught:  # highdicom's remarks on the source headers (odd person names...): log, don't print
+        _logger.debug("highdicom: %s", w.message)
     check_cancelled(cancel)
     report(progress, 2, 3, out_path.name)
     try:
