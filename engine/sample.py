@@ -33,7 +33,7 @@ def _material() -> Path:
 
 def default_sample_folder() -> Path:
     """Where ``make run`` keeps the sample project: the per-user data folder."""
-    return Path(platformdirs.user_data_dir("maskwright", appauthor=False)) / "sample-project"
+    return Path(platformdirs.user_data_dir("maskwright")) / "sample-project"
 
 
 def ensure_sample_project(folder: str | Path | None = None) -> Path:
