@@ -322,4 +322,6 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
             _logger.warning("closing the project: %s", err)
         self.settings.set("geometry", [self.width(), self.height()])
         self.settings.save()
+        self.document.undo_stack.blockSignals(True)  # its teardown must not call back into dead widgets
+        self.document.blockSignals(True)
         super().closeEvent(event)

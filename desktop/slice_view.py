@@ -58,6 +58,7 @@ class SliceView(QWidget):
         self.canvas.setObjectName(f"{AXIS_NAMES[axis].lower()}Canvas")
         self.canvas.wheel_scrolls_slices = True
         self.title = QLabel(AXIS_NAMES[axis], self)
+        self.title.setMinimumWidth(110)
         self.slider = QSlider(Qt.Orientation.Horizontal, self)
         self.slider.setObjectName(f"{AXIS_NAMES[axis].lower()}Slider")
         top = QHBoxLayout()

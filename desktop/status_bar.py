@@ -28,7 +28,7 @@ class StatusBar(QStatusBar):
         self.device.setObjectName("statusDevice")
         self.modified = QLabel(self)
         for w in (self.position, self.value, self.klass, self.modified, self.device):
-            w.setMinimumWidth(60)
+            w.setMinimumWidth(80)
             self.addPermanentWidget(w)
 
     def show_cursor(self, position: str, value: str, class_id: int, labels: LabelSet) -> None:

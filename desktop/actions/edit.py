@@ -10,7 +10,7 @@ ACTIONS: list[Action] = [
     Action("maskwright.edit.redo", "&Redo", lambda w: w.document.undo_stack.redo(), "Ctrl+Shift+Z", "Edit",
            "fa5s.redo", toolbar=True),
     Action("maskwright.edit.cancel", "Cancel stroke or polygon", lambda w: w.tools.cancel(), "Esc", "Edit"),
-    Action("maskwright.edit.close_polygon", "Close polygon", lambda w: w.close_polygon(), "Return", "Edit"),
+    Action("maskwright.edit.close_polygon", "Close polygon", lambda w: w.close_polygon(), "Ctrl+Return", "Edit"),
     Action("maskwright.edit.interpolate", "&Interpolate between slices", lambda w: w.interpolate(), "Ctrl+I",
            "Edit", "fa5s.layer-group"),
     Action("maskwright.edit.accept_class", "&Accept prediction for the class", lambda w: w.review_class(True),
