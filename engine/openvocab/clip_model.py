@@ -38,6 +38,7 @@ __all__ = [
     "ClipSpec",
     "ClipModel",
     "load_clip",
+    "clip_from_catalog",
     "build_clip_from_config",
     "PosInterp",
     "OPENAI_MEAN",
@@ -75,8 +76,8 @@ class ClipSpec:
     seed
         Seed for random weights (``pretrained=None``).
     cache_dir
-        Hub cache folder where tags are looked up; ``None`` = Maskwright's weights cache
-        (platformdirs user cache ``maskwright/hub``).
+        Hub cache folder where tags are looked up; ``None`` = the weights manager's hub cache
+        (:func:`engine.models.weights.default_root` ``/ "hub"``).
     mean, std
         Override the preprocessing (RGB, 0..1 scale); ``None`` = the weights' own.
     """
@@ -105,9 +106,9 @@ class ClipSpec:
 
 
 def _default_cache_dir() -> Path:
-    import platformdirs
+    from engine.models.weights import default_root
 
-    return Path(platformdirs.user_cache_dir("maskwright")) / "hub"
+    return default_root() / "hub"
 
 
 class ClipModel:
@@ -127,12 +128,14 @@ class ClipModel:
         ``(rows, cols)`` of the position embedding the weights were trained with.
     """
 
-    def __init__(self, model: nn.Module, spec: ClipSpec, *, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(self, model: nn.Module, spec: ClipSpec, *, mean: tuple[float, ...], std: tuple[float, ...],
+                 key: str | None = None) -> None:
         visual = getattr(model, "visual", None)
         if visual is None or not hasattr(visual, "conv1") or not hasattr(visual, "transformer"):
             raise ModelError(f"{spec.name} is not an open_clip ViT (dense CLIP needs a ViT image tower)")
         self.model = model.eval()
         self.spec = spec
+        self._key = key
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
         ps = visual.conv1.kernel_size
@@ -144,8 +147,8 @@ class ClipModel:
 
     @property
     def key(self) -> str:
-        """Identity of the weights (model name, tag or file)."""
-        return self.spec.key
+        """Identity of the weights (model name, tag or file): keys the text-embedding caches."""
+        return self._key or self.spec.key
 
     @property
     def device(self) -> torch.device:
@@ -339,4 +342,34 @@ def load_clip(spec: ClipSpec = ClipSpec(), *, device: torch.device | str = "cpu"
         p.requires_grad_(False)
     clip = ClipModel(model, spec, mean=mean, std=std)
     _logger.info("loaded %s (%s) on %s", spec.name, spec.pretrained, device)
+    return clip.to(device)
+
+
+def clip_from_catalog(name: str, *, device: torch.device | str = "cpu", weights_root: str | Path | None = None,
+                      catalog: Any = None) -> ClipModel:
+    """Load a catalog photo model (``ViT-B-16-quickgelu.openai``...) through the weights manager.
+
+    Nothing downloads: a missing file raises :class:`~engine.errors.WeightsError` naming the
+    ``maskwright models download/import`` command that fixes it.
+    """
+    from engine.models.catalog import default_catalog
+    from engine.models.weights import WeightsManager
+
+    catalog = catalog if catalog is not None else default_catalog()
+    entry = catalog.get(name)
+    if entry.kind != "photo":
+        raise ModelError(f"{name} is a {entry.kind} model; dense CLIP needs a photo (open_clip) model")
+    weights = WeightsManager(catalog, weights_root)
+    model = catalog.load(name, weights, device="cpu")
+    path = weights.path(name)
+    stamp = ""
+    if path is not None and path.is_file():
+        st = path.stat()
+        stamp = f"|{st.st_size}|{int(st.st_mtime)}"
+    model_name = entry.config if entry.config and not entry.config.endswith(".json") else name
+    spec = ClipSpec(name=model_name, pretrained=str(path) if path else None)
+    model = model.float().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    clip = ClipModel(model, spec, mean=tuple(entry.mean), std=tuple(entry.std), key=f"catalog:{name}{stamp}")
     return clip.to(device)

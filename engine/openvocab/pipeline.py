@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from engine.errors import ModelError
 from engine.jobs import CancelToken, Progress, check_cancelled, report
 from engine.openvocab.clip_model import ClipModel
 from engine.openvocab.strategies import Strategy, encode_dense, get_strategy
@@ -77,8 +78,8 @@ class SegmentSettings:
     batch_windows
         Windows per forward pass.
     precision
-        ``"fp32"`` or ``"bf16"`` (autocast of the image encoder); ``"auto"`` = bf16 on CUDA,
-        fp32 elsewhere.
+        Autocast of the image encoder: ``"fp32"``, ``"bf16"``, ``"fp16"`` (GPU only) or
+        ``"auto"`` (:func:`engine.models.device.autocast_dtype`: bf16/fp16 on CUDA, fp32 on CPU).
     templates
         Prompt templates (``{}`` = the name); ``None`` = the 80 ImageNet templates.
     """
@@ -104,8 +105,8 @@ class SegmentSettings:
         get_strategy(self.strategy)
         if self.pamr not in ("off", "full", "half"):
             raise ValueError(f"pamr must be off, full or half, not {self.pamr!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, not {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, not {self.precision!r}")
         if self.batch_windows < 1:
             raise ValueError("batch_windows must be at least 1")
 
@@ -181,10 +182,13 @@ def _pad_size(h: int, w: int, patch: int) -> tuple[int, int, int, int]:
 
 
 def _autocast(clip: ClipModel, precision: str) -> torch.autocast | None:
-    dev = clip.device.type
-    if precision == "bf16" or (precision == "auto" and dev == "cuda"):
-        return torch.autocast(device_type=dev, dtype=torch.bfloat16)
-    return None
+    from engine.models.device import autocast_dtype
+
+    try:
+        dtype = autocast_dtype(clip.device, precision)
+    except ValueError as err:
+        raise ModelError(str(err)) from err
+    return None if dtype is None else torch.autocast(device_type=clip.device.type, dtype=dtype)
 
 
 @torch.inference_mode()

@@ -82,11 +82,15 @@ def class_max(probs: torch.Tensor, owner: torch.Tensor, num_classes: int) -> tor
 
 
 def _tokenizer_for(clip: ClipModel):  # noqa: ANN202 - open_clip tokenizer object
+    """open_clip's tokenizer for the model's name; the stock CLIP BPE tokenizer for explicit configs."""
     import open_clip
 
-    if clip.spec.config is not None or clip.spec.name.startswith("local-dir:"):
-        return open_clip.get_tokenizer("ViT-B-16") if clip.spec.config is not None else open_clip.get_tokenizer(clip.spec.name)
-    return open_clip.get_tokenizer(clip.spec.name)
+    if clip.spec.config is None:
+        try:
+            return open_clip.get_tokenizer(clip.spec.name)
+        except Exception as err:  # noqa: BLE001 - unknown names fall back to the CLIP tokenizer
+            _logger.debug("no open_clip tokenizer for %s (%s); using the CLIP BPE tokenizer", clip.spec.name, err)
+    return open_clip.get_tokenizer("ViT-B-16")
 
 
 def encode_prompts(clip: ClipModel, tokens: torch.Tensor) -> torch.Tensor:
