@@ -5,16 +5,18 @@ Two entry points, so a command line or a dialog calls one function whatever the 
     export_photos("coco", out_dir, entries, labels, encoding="polygon", progress=..., cancel=...)
     export_volume("dicom-seg", out_path, volume, labelmap, labels, progress=..., cancel=...)
 
-==============  ======  ==========================================================  ===========
-format          items   writes                                                      options
-==============  ======  ==========================================================  ===========
-``png``         photos  indexed PNG per photo (pixel = class id), labels.json       -
-``coco``        photos  annotations.json (one instance per image and class)         encoding, instances, file_name
-``voc``         photos  SegmentationClass/*.png (VOC colour map), labels.txt        -
-``yolo``        photos  labels/*.txt polygons, classes.txt, data.yaml               -
-``nifti``       volume  .nii.gz on the source geometry, .labels.json                -
-``dicom-seg``   volume  binary DICOM SEG referencing the source series              series_description, series_number, manual, algorithm
-==============  ======  ==========================================================  ===========
+==============  ======  ===============================================================
+format          items   writes
+==============  ======  ===============================================================
+``png``         photos  indexed PNG per photo (pixel = class id), labels.json
+``coco``        photos  annotations.json, one instance per (image, class); options
+                        ``encoding`` ("rle"/"polygon"), ``instances``, ``file_name``
+``voc``         photos  SegmentationClass/*.png (VOC colour map), labels.txt
+``yolo``        photos  labels/*.txt polygons, classes.txt, data.yaml
+``nifti``       volume  .nii.gz on the source geometry, .labels.json
+``dicom-seg``   volume  binary DICOM SEG referencing the source series; options
+                        ``series_description``, ``series_number``, ``manual``, ``algorithm``
+==============  ======  ===============================================================
 
 Every file is written atomically (temporary file, fsync, rename): an error, a full disk or a
 cancel leaves no partial file, only whole files from before. Errors are

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from engine.errors import Cancelled, ExportError
-from engine.io.export import FORMATS, ExportFormat, ExportRegistry, PhotoExportEntry, export_photos, export_volume, format_names
+from engine.io.export import (
+    FORMATS, ExportFormat, ExportRegistry, PhotoExportEntry, export_photos, export_volume, format_names,
+)
 from engine.items import LabelSet, Volume
 from engine.jobs import CancelToken
 
