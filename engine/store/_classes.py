@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import LabelError
-from engine.items import RGB, LabelClass, LabelMap, LabelSet
+from engine.items import RGB, LabelClass, LabelSet
 from engine.store._db import Database
 from engine.store.records import ClassRecord, ItemRecord, Provenance, VersionRecord
 
@@ -140,8 +140,7 @@ class ClassesMixin:
             if record is None:
                 continue
             data = self.load_annotation(item.id, record.version).data
-            present = set(LabelMap(data).present_ids())
-            if not present.intersection(removals):
+            if not any(np.any(data == old) for old in removals):
                 continue
             lut = np.arange(int(data.max()) + 1, dtype=data.dtype)
             for old, new in removals.items():

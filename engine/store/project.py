@@ -242,7 +242,7 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
             raise LabelError(f"a label map must be uint8 or uint16, got {data.dtype}")
         if tuple(data.shape) != item.shape:
             raise LabelError(f"label map shape {tuple(data.shape)} differs from item {item.id}'s grid {item.shape}")
-        unknown = [i for i in LabelMap(data, labels).present_ids() if i not in labels]
+        unknown = _masks.unknown_ids(data, set(labels.ids))
         if unknown:
             raise LabelError(f"the label map uses class ids the project does not define: {unknown[:10]}")
         return np.ascontiguousarray(data)
@@ -326,17 +326,19 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
             raise ProjectError(f"item {item_id} has no version {version}", self.folder)
         return self._version_from_row(rows[0])
 
-    def load_annotation(self, item_id: int, version: int | None = None) -> LabelMap:
+    def load_annotation(self, item_id: int, version: int | None = None, *, verify: bool = True) -> LabelMap:
         """Read a version's label map (the latest when ``version`` is ``None``).
 
-        The content is checked against the checksum stored at save time. The returned map's
+        With ``verify`` (the default) the content is checked against the SHA-256 stored at save
+        time (about 0.2 s for a 512x512x300 map). The returned map's
         ``labels`` are the project's current classes. Raises :class:`ProjectError` when the item
         has no such version and :class:`ProjectReadError` naming the file when the mask file is
         missing, unreadable or differs from what was saved.
         """
         item = self.item(item_id)
         record = self._version(item_id, version)
-        data = _masks.read_mask(record.mask_file, kind=item.kind, shape=item.shape, expected=record.checksum)
+        data = _masks.read_mask(record.mask_file, kind=item.kind, shape=item.shape,
+                                expected=record.checksum if verify else None)
         if data.dtype.name != record.dtype:
             data = data.astype(record.dtype)
         return LabelMap(data, self.labels())

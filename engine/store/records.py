@@ -167,7 +167,7 @@ class VersionRecord:
     status
         The item status set together with this version.
     checksum
-        ``blake2b`` hex digest of the label data (dtype, shape and bytes); ``None`` for versions
+        SHA-256 hex digest of the label data (dtype, shape and bytes); ``None`` for versions
         migrated from schema 1, which had none.
     dtype
         ``"uint8"`` or ``"uint16"``.
