@@ -269,9 +269,13 @@ def _load_weights_file(model: nn.Module, path: Path) -> None:
     from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed
 
     state = _load_state_dict(path)
-    state = convert_to_custom_text_state_dict(state)
-    resize_pos_embed(state, model)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    if hasattr(model, "text"):  # CustomTextCLIP keeps its text tower under "text."
+        state = convert_to_custom_text_state_dict(state)
+    try:
+        resize_pos_embed(state, model)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise WeightsError(f"weights do not fit this architecture ({str(err).strip().splitlines()[-1]})", path) from err
     missing = [k for k in missing if not k.endswith("attn_mask")]
     if missing:
         raise WeightsError(f"weights do not fit this architecture: missing {missing[:5]}", path)
