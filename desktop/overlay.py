@@ -114,7 +114,7 @@ class LabelOverlay:
 def heat_image(values: np.ndarray) -> tuple[np.ndarray, QImage]:
     """A premultiplied ARGB heat map of ``(H, W)`` floats in ``[0, 1]`` (transparent where 0, red where 1)."""
     v = np.clip(np.nan_to_num(values.astype(np.float32)), 0.0, 1.0)
-    a = (v * 200).astype(np.uint32)
+    a = (v * 140).astype(np.uint32)
     r = a  # premultiplied red
     g = ((1.0 - v) * v * 2 * a).astype(np.uint32)
     buf = np.ascontiguousarray((a << 24) | (r << 16) | (g << 8))

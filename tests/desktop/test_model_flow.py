@@ -1,0 +1,73 @@
+"""Pre-annotation with a tiny random-weight CLIP through the window; review; uncertainty ranking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.desktop.conftest import sample_photo, screenshot, wait_for, wait_idle
+from tests.engine.openvocab._tiny import TINY_CONFIG, TINY_SEED
+
+TINY_PHOTO_MODEL = {"model": "tiny-test-vit", "clip_config": TINY_CONFIG, "seed": TINY_SEED,
+                    "segment": {"short_side": 64, "window": 32, "stride": 16, "templates": ["a photo of a {}."],
+                                "background": False}}
+
+
+def test_preannotate_review_and_next_to_correct(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    w.settings.set("model.photo", TINY_PHOTO_MODEL)
+    w.settings.set("device", "cpu")
+    w.open_project(tmp_path / "proj", create=True)
+    w.open_paths([sample_photo(tmp_path, "chelsea"), sample_photo(tmp_path, "coffee")])
+    wait_for(qtbot, lambda: len(w.document.items()) == 2 and w.document.editor is not None)
+    wait_idle(qtbot, w)
+    w.document.add_classes("cat, cup, table")
+    w.actions_by_id["maskwright.model.preannotate_all"].trigger()
+    wait_for(qtbot, lambda: all(r.status == "predicted" for r in w.document.items()), timeout=240000)
+    wait_idle(qtbot, w)
+    project = w.document.project
+    for r in project.items():
+        v = project.latest_version(r.id)
+        assert v.provenance.source == "model" and v.provenance.model == "tiny-test-vit"
+        assert set(np.unique(project.load_annotation(r.id).data)) <= {1, 2, 3}
+    shown = w.document.record.id
+    data = w.document.editor.data
+    np.testing.assert_array_equal(data, project.load_annotation(shown).data)
+    assert set(w.document.scores) == {r.id for r in project.items()}
+    assert w.photo_view.canvas._heat is not None  # the uncertainty overlay is on
+    screenshot(w, "03-photo-preannotated")
+
+    # reject the prediction for the active class: its pixels become unlabelled, one undo step
+    cid = int(np.bincount(data.ravel()).argmax())
+    w.document.active_class = cid
+    w.actions_by_id["maskwright.edit.reject_class"].trigger()
+    assert not (data == cid).any() and w.document.undo_stack.count() == 1
+    w.actions_by_id["maskwright.edit.accept_class"].trigger()
+    np.testing.assert_array_equal(data, project.load_annotation(shown).data)
+    w.actions_by_id["maskwright.edit.mark_approved"].trigger()
+    assert project.item(shown).status == "approved"
+
+    # next to correct: the other item (the most uncertain one not approved)
+    w.actions_by_id["maskwright.edit.next_to_correct"].trigger()
+    wait_for(qtbot, lambda: w.document.record is not None and w.document.record.id != shown)
+    wait_idle(qtbot, w)
+    w.actions_by_id["maskwright.edit.mark_corrected"].trigger()
+    w.actions_by_id["maskwright.edit.next_to_correct"].trigger()
+    assert "every item" in w.notifier.history[-1][1].lower()
+
+
+def test_new_checkpoint_is_used_without_restart(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    seen: list[dict] = []
+    real = w.predictor_factory
+
+    def factory(kind: str, config: dict):
+        seen.append(config)
+        return real(kind, config)
+
+    w.predictor_factory = factory  # type: ignore[method-assign]
+    w.settings.set("model.photo", TINY_PHOTO_MODEL)
+    w.activate_checkpoint("photo", tmp_path / "head.safetensors", "tiny-test-vit")
+    assert w.model_config("photo")["checkpoint"].endswith("head.safetensors")
+    assert w.model_config("photo")["clip_config"] == TINY_CONFIG
