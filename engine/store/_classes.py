@@ -10,7 +10,7 @@ import numpy as np
 
 from engine.errors import LabelError
 from engine.items import RGB, LabelClass, LabelSet
-from engine.store._db import Database
+from engine.store._db import Database, serialized
 from engine.store.records import ClassRecord, ItemRecord, Provenance, VersionRecord
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class ClassesMixin:
         active = [LabelClass(r.id, r.name, r.prompt, r.color) for r in self.classes(include_deleted=False)]
         return LabelSet(active, next_id=self._next_class_id())
 
+    @serialized
     def add_class(self, name: str, *, prompt: str = "", color: RGB | None = None) -> LabelClass:
         """Add a class with the next unused id and return it."""
         labels = self.labels()
@@ -64,6 +65,7 @@ class ClassesMixin:
         self._apply_class_changes(labels, upserts=[new], removals={}, provenance=None)
         return new
 
+    @serialized
     def update_class(self, class_id: int, *, name: str | None = None, prompt: str | None = None,
                      color: RGB | None = None) -> LabelClass:
         """Rename, re-prompt or recolour a class; its id and the masks stay as they are."""
@@ -79,6 +81,7 @@ class ClassesMixin:
         self._apply_class_changes(labels, upserts=[new], removals={}, provenance=None)
         return new
 
+    @serialized
     def delete_class(self, class_id: int, *, merge_into: int | None = None,
                      provenance: Provenance | None = None) -> list[VersionRecord]:
         """Delete a class; its id is never used again.
@@ -100,6 +103,7 @@ class ClassesMixin:
         return self._apply_class_changes(labels, upserts=[], removals={class_id: merge_into or 0},
                                          provenance=provenance)
 
+    @serialized
     def set_labels(self, labels: LabelSet, *, provenance: Provenance | None = None) -> list[VersionRecord]:
         """Make the project's classes equal to ``labels`` (ids as given), in one transaction.
 

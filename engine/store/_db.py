@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from engine.errors import ProjectError, ProjectReadError, ProjectWriteError
 
-__all__ = ["Database", "now", "to_json", "from_json"]
+__all__ = ["Database", "now", "to_json", "from_json", "serialized"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def serialized(method: Callable[Concatenate[Any, _P], _T]) -> Callable[Concatenate[Any, _P], _T]:
+    """Run a read-then-write method of the project under its writer lock.
+
+    Threads of one process then cannot interleave, e.g., two saves computing the same next
+    version number, or two new classes getting the same id.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with self._db.writer:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def now() -> str:
@@ -66,6 +85,7 @@ class Database:
         self.path = path
         self.readonly = readonly
         self._guard = threading.RLock()
+        self.writer = threading.RLock()  # held by read-then-write operations (see `serialized`)
         if not new:
             try:
                 empty = path.stat().st_size == 0

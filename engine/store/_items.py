@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.errors import ProjectError
 from engine.items import Photo, Volume
-from engine.store._db import Database, from_json, now, to_json
+from engine.store._db import Database, from_json, now, serialized, to_json
 from engine.store.records import STATUSES, Geometry, ItemRecord, ItemStatus
 
 __all__ = ["ItemsMixin", "check_status"]
@@ -74,6 +74,7 @@ class ItemsMixin:
                               (absolute, series_key))
         return self._item_from_row(rows[0]) if rows else None
 
+    @serialized
     def _insert_item(self, *, kind: str, source: Path, shape: tuple[int, ...], name: str, series_uid: str = "",
                      series_key: str = "", geometry: Geometry | None = None) -> ItemRecord:
         existing = self.find_item(source, series_key=series_key)
@@ -137,6 +138,7 @@ class ItemsMixin:
         return self._insert_item(kind="volume", source=Path(volume.source), shape=volume.shape, name=label,
                                  series_uid=volume.series_uid, series_key=series_key, geometry=geometry)
 
+    @serialized
     def set_status(self, item_id: int, status: ItemStatus) -> ItemRecord:
         """Mark an item ``new``, ``predicted``, ``corrected`` or ``approved``."""
         check_status(status)

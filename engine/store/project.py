@@ -24,7 +24,7 @@ from engine.fsutil import describe_os_error, fsync_dir
 from engine.items import LabelMap, LabelSet
 from engine.store import _masks, schema
 from engine.store._classes import ClassesMixin
-from engine.store._db import Database, now
+from engine.store._db import Database, now, serialized
 from engine.store._items import ItemsMixin, check_status
 from engine.store._training import TrainingMixin
 from engine.store.lock import ProjectLock
@@ -247,6 +247,7 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
             raise LabelError(f"the label map uses class ids the project does not define: {unknown[:10]}")
         return np.ascontiguousarray(data)
 
+    @serialized
     def save_annotation(self, item_id: int, labelmap_data: LabelMap | np.ndarray, *, provenance: Provenance,
                         status: ItemStatus | None = None, parent: int | None = None) -> VersionRecord:
         """Save a label map as the item's next version and set the item's status.

@@ -312,3 +312,29 @@ def test_a_full_database_keeps_the_previous_version_and_removes_the_new_file(pro
     assert project.verify() == []
     with sqlite3.connect(project.folder / "project.sqlite") as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_threads_of_one_process_do_not_interleave_writes(project: Project) -> None:
+    import threading
+
+    item = project.add_photo(_photo(project.folder / "a.png"))
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for j in range(4):
+                project.save_annotation(item.id, _blobs(item.shape, [1 + (k + j) % 3], seed=10 * k + j),
+                                        provenance=PERSON)
+                project.add_class(f"t{k}-{j}")
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [v.version for v in project.versions(item.id)] == list(range(1, 17))
+    assert len(project.labels()) == 3 + 16 and project.labels().ids == list(range(1, 20))
+    assert project.verify() == []
