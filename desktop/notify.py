@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.errors import Cancelled, MaskwrightError
@@ -70,8 +70,15 @@ class Notifier(QObject):
             self._box.close()
         box = QMessageBox(QMessageBox.Icon.Warning, "Maskwright", text, QMessageBox.StandardButton.Ok, self._parent)
         box.setObjectName("errorBox")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.destroyed.connect(lambda *_: setattr(self, "_box", None) if self._box is box else None)
         box.open()  # non-blocking: the app keeps running, the person closes it when ready
         self._box = box
+
+    @property
+    def box(self) -> QMessageBox | None:
+        """The error box on screen, if any."""
+        return self._box
 
     @property
     def last_error(self) -> str | None:
