@@ -50,24 +50,21 @@ class Component:
 
 def _edges(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Directed boundary edges of ``mask``: start x, start y and direction, one entry per edge."""
-    m = np.pad(mask.astype(bool), 1)
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    ds: list[np.ndarray] = []
-    # horizontal edges at y = r between padded rows r and r + 1 (pixel rows r - 1 and r)
-    diff = m[1:, 1:-1].astype(np.int8) - m[:-1, 1:-1].astype(np.int8)
-    r, c = np.nonzero(diff > 0)  # foreground below: heading east from (c, r)
-    xs.append(c); ys.append(r); ds.append(np.full(r.size, _EAST))
-    r, c = np.nonzero(diff < 0)  # foreground above: heading west from (c + 1, r)
-    xs.append(c + 1); ys.append(r); ds.append(np.full(r.size, _WEST))
-    # vertical edges at x = c between padded columns c and c + 1
-    diff = m[1:-1, 1:].astype(np.int8) - m[1:-1, :-1].astype(np.int8)
-    r, c = np.nonzero(diff < 0)  # foreground on the left: heading south from (c, r)
-    xs.append(c); ys.append(r); ds.append(np.full(r.size, _SOUTH))
-    r, c = np.nonzero(diff > 0)  # foreground on the right: heading north from (c, r + 1)
-    xs.append(c); ys.append(r + 1); ds.append(np.full(r.size, _NORTH))
-    return (np.concatenate(xs).astype(np.int64), np.concatenate(ys).astype(np.int64),
-            np.concatenate(ds).astype(np.int64))
+    m = np.pad(mask.astype(np.int8), 1)
+    # horizontal edges at y = r between padded rows r and r + 1 (pixel rows r - 1 and r):
+    # foreground below heads east from (c, r), foreground above heads west from (c + 1, r)
+    diff = m[1:, 1:-1] - m[:-1, 1:-1]
+    hr, hc = np.nonzero(diff)
+    below = diff[hr, hc] > 0
+    # vertical edges at x = c between padded columns c and c + 1: foreground on the left heads
+    # south from (c, r), foreground on the right heads north from (c, r + 1)
+    diff = m[1:-1, 1:] - m[1:-1, :-1]
+    vr, vc = np.nonzero(diff)
+    right = diff[vr, vc] > 0
+    x = np.concatenate([hc + ~below, vc])
+    y = np.concatenate([hr, vr + right])
+    d = np.concatenate([np.where(below, _EAST, _WEST), np.where(right, _NORTH, _SOUTH)])
+    return x.astype(np.int64), y.astype(np.int64), d.astype(np.int64)
 
 
 def _successors(x: np.ndarray, y: np.ndarray, d: np.ndarray, width: int) -> np.ndarray:
@@ -160,10 +157,17 @@ def trace_components(mask: np.ndarray) -> list[Component]:
     """
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2D, got shape {mask.shape}")
-    x, y, d = _edges(mask)
-    if x.size == 0:
+    rows = np.nonzero(mask.any(axis=1))[0]
+    if rows.size == 0:
         return []
-    rings, ring_of = _rings(x, y, d, _successors(x, y, d, mask.shape[1]))
+    cols = np.nonzero(mask.any(axis=0))[0]
+    y0, x0 = int(rows[0]), int(cols[0])
+    crop = mask[y0: rows[-1] + 1, x0: cols[-1] + 1]  # trace inside the bounding box only
+    x, y, d = _edges(crop)
+    rings, ring_of = _rings(x, y, d, _successors(x, y, d, crop.shape[1]))
+    if x0 or y0:
+        rings = [r + np.array([x0, y0], dtype=np.int64) for r in rings]
+        x, y = x + x0, y + y0
     areas = [_signed_area(r) for r in rings]
     holes = [i for i, a in enumerate(areas) if a < 0]
     parent = _hole_parents(rings, holes, x, y, d, ring_of, mask.shape[1])
