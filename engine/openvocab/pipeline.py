@@ -153,8 +153,10 @@ def resize_photo(rgb: np.ndarray, short_side: int, max_long_side: int = 2048) ->
     scale = min(max_long_side / max(h, w), short_side / min(h, w))
     nh, nw = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
     if (nh, nw) != (h, w):
-        rgb = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
+        rgb = np.array(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
+    else:
+        rgb = np.array(rgb)  # a private, writable copy
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255.0)
 
 
 def window_boxes(h: int, w: int, window: int, stride: int) -> list[tuple[int, int, int, int]]:
