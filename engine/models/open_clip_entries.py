@@ -7,6 +7,8 @@ Loaders:
   register tiny random models without touching open_clip's global config registry).
 - ``open_clip_visual``: image-encoder weights fine-tuned by our trainers (DenseVLM-style),
   stored in open_clip's ``visual.*`` layout, on top of ``entry.base``'s full model.
+- ``eva_clip``: a BAAI EVA-CLIP-layout checkpoint (DenseVLM's releases) converted on load into
+  open_clip's ``EVA02-*`` model named by ``entry.config``.
 
 The built-in weights come from the Hugging Face hub repositories open_clip itself resolves its
 pretrained tags to, as safetensors (never unpickled).
@@ -22,7 +24,14 @@ from typing import Any
 from engine.errors import WeightsError
 from engine.models.catalog import Catalog, HubSource, LoadContext, ModelEntry
 
-__all__ = ["register_entries", "build_open_clip", "load_open_clip", "load_open_clip_visual", "BUILTIN_ENTRIES"]
+__all__ = [
+    "register_entries",
+    "build_open_clip",
+    "load_open_clip",
+    "load_open_clip_visual",
+    "load_eva_clip",
+    "BUILTIN_ENTRIES",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -63,6 +72,18 @@ BUILTIN_ENTRIES: tuple[ModelEntry, ...] = (
         licence="MIT",
         size_bytes=_VIT_L_14_BYTES,
         description="OpenAI CLIP ViT-L/14 (slower; weaker with training-free dense tricks)",
+    ),
+    ModelEntry(
+        name="EVA02-B-16.densevlm_coco",
+        kind="photo",
+        architecture="eva_clip",
+        config="EVA02-B-16",
+        # file name as DenseVLM's README lists it (not checked against the hub from here)
+        source=HubSource("lyhisme/DenseVLM", filename="densevlm_coco_6_save6_512_eva_vib16_12layers.pt",
+                         open_clip_model="EVA02-B-16", open_clip_tag="densevlm_coco"),
+        licence="unknown (DenseVLM states none; EVA02-CLIP is MIT)",
+        size_bytes=None,
+        description="DenseVLM region-aligned EVA02-CLIP-B/16 (BAAI layout, converted on load; timm EVA tower)",
     ),
 )
 
@@ -126,9 +147,21 @@ def load_open_clip_visual(entry: ModelEntry, weights_path: Path, ctx: LoadContex
     return model.to(ctx.device).eval()
 
 
+def load_eva_clip(entry: ModelEntry, weights_path: Path, ctx: LoadContext) -> Any:
+    """Loader for ``architecture="eva_clip"``: open_clip ``entry.config`` (an ``EVA02-*`` model)
+    with a BAAI EVA-CLIP or open_clip-layout checkpoint, converted and loaded strictly."""
+    from engine.openvocab.densevlm_convert import load_eva_clip_checkpoint
+
+    model = build_open_clip(entry.config)
+    load_eva_clip_checkpoint(model, weights_path)
+    return model.to(ctx.device).eval()
+
+
 def register_entries(catalog: Catalog) -> None:
-    """Add the built-in open_clip entries and the ``open_clip`` / ``open_clip_visual`` loaders."""
+    """Add the built-in open_clip entries and the ``open_clip``, ``open_clip_visual`` and
+    ``eva_clip`` loaders."""
     for entry in BUILTIN_ENTRIES:
         catalog.register(entry)
     catalog.register_loader("open_clip", load_open_clip)
     catalog.register_loader("open_clip_visual", load_open_clip_visual)
+    catalog.register_loader("eva_clip", load_eva_clip)

@@ -56,7 +56,7 @@ def test_builtin_entries() -> None:
     import open_clip
 
     for e in catalog.list(kind="photo"):
-        if isinstance(e.source, HubSource):
+        if isinstance(e.source, HubSource) and e.architecture == "open_clip":
             cfg = open_clip.get_pretrained_cfg(e.source.open_clip_model, e.source.open_clip_tag)
             assert cfg["hf_hub"].rstrip("/") == e.source.repo_id
 
@@ -114,3 +114,30 @@ def test_load_errors(tmp_path: Path) -> None:
     catalog.register(ModelEntry(name="tiny.alien", kind="photo", architecture="alien", source=FileSource(weights)))
     with pytest.raises(ModelError, match="no loader"):
         catalog.load("tiny.alien", manager)
+
+
+def test_fine_tuned_visual_weights_load_on_their_base_model(tmp_path: Path) -> None:
+    from engine.openvocab.densevlm_convert import save_visual_weights
+
+    cfg, weights, base_model = _tiny(tmp_path, seed=0)
+    _, _, tuned = _tiny(tmp_path, seed=5)
+    visual_file = save_visual_weights(tuned, tmp_path / "tuned_visual.safetensors", metadata={"run": 3})
+    catalog = default_catalog()
+    catalog.register(ModelEntry(name="tiny.base", kind="photo", architecture="open_clip", config=str(cfg),
+                                source=FileSource(weights)))
+    catalog.register(ModelEntry(name="project.run3", kind="photo", architecture="open_clip_visual",
+                                source=FileSource(visual_file), base="tiny.base"))
+    loaded = catalog.load("project.run3", WeightsManager(catalog, tmp_path / "cache", offline=True))
+    for k, v in loaded.state_dict().items():
+        expected = tuned.state_dict()[k] if k.startswith("visual.") else base_model.state_dict()[k]
+        assert torch.equal(v, expected), k
+    catalog.register(ModelEntry(name="project.orphan", kind="photo", architecture="open_clip_visual",
+                                source=FileSource(visual_file)))
+    with pytest.raises(WeightsError, match="names no base model"):
+        catalog.load("project.orphan", WeightsManager(catalog, tmp_path / "cache", offline=True))
+
+
+def test_densevlm_entry_uses_the_eva_clip_loader() -> None:
+    entry = default_catalog().get("EVA02-B-16.densevlm_coco")
+    assert entry.architecture == "eva_clip" and entry.config == "EVA02-B-16"
+    assert "eva_clip" in default_catalog().architectures()
