@@ -232,3 +232,20 @@ def test_list_photos_natural_order_and_filters(tmp_path: Path) -> None:
     with pytest.raises(ItemReadError, match="no such folder"):
         list_photos(tmp_path / "nope")
     assert is_photo("x.JPEG") and not is_photo("x.txt") and ".webp" in PHOTO_SUFFIXES
+
+
+def test_multipage_16bit_colour_tiff(tmp_path: Path) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    pages = np.random.default_rng(3).integers(0, 65536, size=(2, 5, 6, 3)).astype(np.uint16)
+    path = tmp_path / "mp16.tif"
+    tifffile.imwrite(path, pages, photometric="rgb")
+    np.testing.assert_array_equal(read_photo(path).raw, pages[0])
+    np.testing.assert_array_equal(read_photo(path, frame=1).raw, pages[1])
+
+
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path, astronaut: np.ndarray) -> None:
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(astronaut).convert("CMYK").save(path, quality=95)
+    photo = read_photo(path)
+    assert photo.raw is None
+    assert np.abs(photo.rgb.astype(int) - astronaut).mean() < 4
