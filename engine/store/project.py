@@ -22,6 +22,7 @@ from engine import __version__
 from engine.errors import LabelError, ProjectError, ProjectReadError, ProjectWriteError, SchemaVersionError
 from engine.fsutil import describe_os_error, fsync_dir
 from engine.items import LabelMap, LabelSet
+from engine.jobs import CancelToken, Progress, check_cancelled, report
 from engine.store import _masks, schema
 from engine.store._classes import ClassesMixin
 from engine.store._db import Database, now, serialized
@@ -167,6 +168,7 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
             old, new = schema.migrate(db.con, db.path)
             if old != new:
                 _logger.info("upgraded %s from schema %d to %d", folder, old, new)
+            if db.scalar("SELECT value FROM meta WHERE key = 'app_version'") != __version__:
                 with db.transaction("record the app version") as con:
                     con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('app_version', ?)", (__version__,))
             project = cls(folder, db, lock)
@@ -309,11 +311,29 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
                 for sql, params in extra_sql:
                     con.execute(sql, params)
         except BaseException:
-            for _, file_name, *_rest in written:
-                with contextlib.suppress(OSError):
-                    (self.masks_dir / file_name).unlink()
+            self._discard_uncommitted([file_name for _, file_name, *_rest in written])
             raise
         return [self._version(item.id, number) for item, _, number, *_rest in written]
+
+    def _discard_uncommitted(self, file_names: list[str]) -> None:
+        """Delete written mask files that no committed row references (after a failed save).
+
+        The database decides, not the control flow: an interrupt that lands just after COMMIT
+        must not delete a committed file. If the database cannot answer, the files stay and
+        the next writable open removes the unreferenced ones.
+        """
+        if not file_names:
+            return
+        try:
+            marks = ", ".join("?" * len(file_names))
+            kept = {r[0] for r in self._db.query(f"SELECT mask_file FROM versions WHERE mask_file IN ({marks})",
+                                                 tuple(file_names))}
+        except ProjectError:
+            return
+        for name in file_names:
+            if name not in kept:
+                with contextlib.suppress(OSError):
+                    (self.masks_dir / name).unlink()
 
     def _version(self, item_id: int, version: int | None) -> VersionRecord:
         if version is None:
@@ -344,16 +364,21 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
             data = data.astype(record.dtype)
         return LabelMap(data, self.labels())
 
-    def verify(self) -> list[str]:
+    def verify(self, *, progress: Progress | None = None, cancel: CancelToken | None = None) -> list[str]:
         """Check every version's mask file (exists, decodes, matches its checksum).
 
-        Returns one line per problem, naming the file; empty when all is well.
+        Returns one line per problem, naming the file; empty when all is well. ``progress``
+        counts items; ``cancel`` is checked between items (see :mod:`engine.jobs`).
         """
         problems: list[str] = []
-        for item in self.items():
+        items = self.items()
+        for done, item in enumerate(items):
+            check_cancelled(cancel)
+            report(progress, done, len(items), item.name)
             for record in self.versions(item.id):
                 try:
                     _masks.read_mask(record.mask_file, kind=item.kind, shape=item.shape, expected=record.checksum)
                 except ProjectReadError as err:
                     problems.append(str(err))
+        report(progress, len(items), len(items), "done")
         return problems

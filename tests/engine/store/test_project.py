@@ -338,3 +338,26 @@ def test_threads_of_one_process_do_not_interleave_writes(project: Project) -> No
     assert [v.version for v in project.versions(item.id)] == list(range(1, 17))
     assert len(project.labels()) == 3 + 16 and project.labels().ids == list(range(1, 20))
     assert project.verify() == []
+
+
+def test_an_interrupt_just_after_the_commit_keeps_the_committed_file(project: Project,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    item = project.add_photo(_photo(project.folder / "a.png"))
+    real = project._db.transaction
+
+    @contextlib.contextmanager
+    def commit_then_interrupt(action: str):  # noqa: ANN202 - test double
+        with real(action) as con:
+            yield con
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(project._db, "transaction", commit_then_interrupt)
+    data = _blobs(item.shape, [1])
+    with pytest.raises(KeyboardInterrupt):
+        project.save_annotation(item.id, data, provenance=PERSON)
+    monkeypatch.undo()
+    (version,) = project.versions(item.id)
+    assert version.mask_file.is_file()
+    np.testing.assert_array_equal(project.load_annotation(item.id).data, data)
