@@ -7,6 +7,8 @@ Loaders:
   register tiny random models without touching open_clip's global config registry).
 - ``open_clip_visual``: image-encoder weights fine-tuned by our trainers (DenseVLM-style),
   stored in open_clip's ``visual.*`` layout, on top of ``entry.base``'s full model.
+- ``cascade_clip``: a Cascade-CLIP head file on top of its backbone (``entry.base`` or the
+  backbone named in the head), see :func:`engine.openvocab.cascade.load_cascade`.
 - ``eva_clip``: a BAAI EVA-CLIP-layout checkpoint (DenseVLM's releases) converted on load into
   open_clip's ``EVA02-*`` model named by ``entry.config``.
 
@@ -158,10 +160,17 @@ def load_eva_clip(entry: ModelEntry, weights_path: Path, ctx: LoadContext) -> An
 
 
 def register_entries(catalog: Catalog) -> None:
-    """Add the built-in open_clip entries and the ``open_clip``, ``open_clip_visual`` and
-    ``eva_clip`` loaders."""
+    """Add the built-in open_clip entries and the ``open_clip``, ``open_clip_visual``, ``eva_clip``
+    and ``cascade_clip`` loaders."""
     for entry in BUILTIN_ENTRIES:
         catalog.register(entry)
     catalog.register_loader("open_clip", load_open_clip)
     catalog.register_loader("open_clip_visual", load_open_clip_visual)
     catalog.register_loader("eva_clip", load_eva_clip)
+    catalog.register_loader("cascade_clip", _load_cascade)
+
+
+def _load_cascade(entry: ModelEntry, weights_path: Path, ctx: LoadContext) -> Any:
+    from engine.openvocab.cascade import load_cascade
+
+    return load_cascade(entry, weights_path, ctx)

@@ -34,13 +34,16 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import WeightsError
+
+if TYPE_CHECKING:
+    from engine.models.catalog import LoadContext, ModelEntry
 
 __all__ = [
     "CascadeConfig",
@@ -51,6 +54,8 @@ __all__ = [
     "load_head",
     "combine_probabilities",
     "checkpoint_filter_fn",
+    "CascadeBundle",
+    "load_cascade",
     "FORMAT",
     "VERSION",
 ]
@@ -531,3 +536,34 @@ def load_head(path: str | Path) -> tuple[CascadeHead, dict[str, Any]]:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise WeightsError(f"damaged Cascade-CLIP head: {err}", path) from err
     return head.eval(), json.loads(meta.get("extra", "{}"))
+
+
+@dataclass
+class CascadeBundle:
+    """What the catalog's ``cascade_clip`` loader returns.
+
+    Attributes
+    ----------
+    clip
+        The full open_clip model of the backbone (its text tower embeds the class names).
+    model
+        ``CascadeCLIP(clip.visual, head)``, in eval mode.
+    extra
+        The metadata saved with the head (classes trained on, metrics...).
+    """
+
+    clip: nn.Module
+    model: CascadeCLIP
+    extra: dict[str, Any]
+
+
+def load_cascade(entry: ModelEntry, weights_path: Path, ctx: LoadContext) -> CascadeBundle:
+    """Catalog loader for ``architecture="cascade_clip"``: the head file plus its backbone.
+
+    The backbone is ``entry.base``, else the catalog name stored in the head's config.
+    """
+    head, extra = load_head(weights_path)
+    base = entry.base or head.cfg.backbone
+    clip = ctx.catalog.load(base, ctx.weights, device=ctx.device)
+    model = CascadeCLIP(clip.visual, head.to(ctx.device)).eval()
+    return CascadeBundle(clip=clip, model=model, extra=extra)

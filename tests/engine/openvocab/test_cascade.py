@@ -183,3 +183,28 @@ def test_combine_probabilities() -> None:
         combine_probabilities(logits, tf, weight=1.5)
     with pytest.raises(ValueError, match="shapes"):
         combine_probabilities(logits, tf[:, :3])
+
+
+def test_catalog_loads_a_head_with_its_backbone(tmp_path: Path, clip: open_clip.CLIP) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from engine.models.catalog import FileSource, ModelEntry, default_catalog
+    from engine.models.weights import WeightsManager
+
+    cfg_file = tmp_path / "tiny.json"
+    cfg_file.write_text(json.dumps(TINY))
+    backbone = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(backbone))
+    head_file = save_head(_model(clip, seed=4).head, tmp_path / "head.safetensors", extra={"classes": ["cat"]})
+    catalog = default_catalog()
+    catalog.register(ModelEntry(name="tiny.random", kind="photo", architecture="open_clip", config=str(cfg_file),
+                                source=FileSource(backbone)))
+    catalog.register(ModelEntry(name="project.cascade1", kind="photo", architecture="cascade_clip",
+                                source=FileSource(head_file)))
+    bundle = catalog.load("project.cascade1", WeightsManager(catalog, tmp_path / "cache", offline=True))
+    assert bundle.extra == {"classes": ["cat"]}
+    images, text = torch.randn(1, 3, 32, 32), _text(clip, ["cat", "kite"])
+    with torch.no_grad():
+        assert torch.allclose(bundle.model(images, text), _model(clip, seed=4)(images, text), atol=1e-6)
