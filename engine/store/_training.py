@@ -42,11 +42,17 @@ class TrainingMixin:
         return self._run_from_row(rows[0])
 
     def add_training_run(self, recipe: str, settings: dict[str, Any], *, status: str = "running") -> TrainingRunRecord:
-        """Record a training run that starts now. ``settings`` must be JSON-able."""
+        """Record a training run that starts now. ``settings`` must be JSON-able.
+
+        A run recorded with a final status (``finished``, ``failed``, ``cancelled``) also gets
+        ``ended`` set to now.
+        """
         _check_run_status(status)
+        started = now()
+        ended = None if status == "running" else started
         with self._db.transaction("record the training run") as con:
-            cur = con.execute("INSERT INTO training_runs (recipe, settings, status, started) VALUES (?, ?, ?, ?)",
-                              (recipe, to_json(settings), status, now()))
+            cur = con.execute("INSERT INTO training_runs (recipe, settings, status, started, ended) "
+                              "VALUES (?, ?, ?, ?, ?)", (recipe, to_json(settings), status, started, ended))
             run_id = int(cur.lastrowid or 0)
         return self.training_run(run_id)
 

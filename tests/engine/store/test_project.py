@@ -211,6 +211,8 @@ def test_training_runs_and_checkpoint_lineage(project: Project) -> None:
     assert done.ended and done.metrics == {"miou": 0.5} and project.training_runs() == [done]
     with pytest.raises(ProjectError):
         project.update_training_run(run.id, status="exploded")
+    recorded_after = project.add_training_run("mcanet", {}, status="failed")
+    assert recorded_after.ended == recorded_after.started
 
 
 def test_read_only_open_sees_commits_and_refuses_writes(project: Project) -> None:
