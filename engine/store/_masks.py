@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
@@ -104,18 +105,23 @@ def read_mask(path: Path, *, kind: str, shape: tuple[int, ...], expected: str | 
     return data
 
 
-def remove_orphans(folder: Path, referenced: Iterable[str]) -> list[Path]:
-    """Delete files in ``folder`` that no committed version references; return what was removed.
+# Names this module gives (and the codec's temporary names for them); nothing else is touched.
+_OURS = re.compile(r"^\.?item\d{6,}-v\d{4,}-[0-9a-f]{16}(\.tmp-[0-9a-f]+)?(\.png|\.nii\.gz)$")
 
-    Only call this while holding the writer lock: a file being written by the writer would
-    otherwise look like an orphan.
+
+def remove_orphans(folder: Path, referenced: Iterable[str]) -> list[Path]:
+    """Delete mask files in ``folder`` that no committed version references; return them.
+
+    Only files named by :func:`new_mask_name` (or their temporary files) are considered, so a
+    file someone else put there is never deleted. Only call this while holding the writer lock:
+    a file being written by the writer would otherwise look like an orphan.
     """
     keep = set(referenced)
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for path in folder.iterdir():
-        if path.name in keep or not path.is_file():
+        if path.name in keep or not _OURS.match(path.name) or not path.is_file():
             continue
         try:
             path.unlink()

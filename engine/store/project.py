@@ -71,6 +71,10 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
         db_path = folder / DB_NAME
         if db_path.exists():
             raise ProjectError("this folder already holds a Maskwright project", folder)
+        masks = folder / _masks.MASKS_DIR
+        if masks.is_dir() and any(masks.iterdir()):
+            raise ProjectError(f"the folder already has a non-empty {_masks.MASKS_DIR}/ folder, which a project "
+                               "keeps its own files in; choose another folder", folder)
         try:
             (folder / _masks.MASKS_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as err:

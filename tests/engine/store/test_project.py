@@ -232,13 +232,23 @@ def test_unreferenced_files_are_removed_on_the_next_writable_open(project: Proje
     kept = project.save_annotation(item.id, _blobs(item.shape, [1]), provenance=PERSON)
     project.close()
     stray = project.masks_dir / "item000001-v0002-deadbeefdeadbeef.png"
-    tmp = project.masks_dir / ".item000001-v0002-x.tmp-1234.png"
-    stray.write_bytes(b"half")
-    tmp.write_bytes(b"half")
+    tmp = project.masks_dir / ".item000001-v0002-0123456789abcdef.tmp-1a2b3c4d.nii.gz"
+    foreign = project.masks_dir / "notes-someone-left.png"
+    for path in (stray, tmp, foreign):
+        path.write_bytes(b"half")
     with Project.open(project.folder, readonly=True):
         assert stray.exists()  # readers never delete
     with Project.open(project.folder):
-        assert sorted(project.masks_dir.iterdir()) == [kept.mask_file]
+        assert sorted(project.masks_dir.iterdir()) == sorted([kept.mask_file, foreign])  # ours only
+
+
+def test_create_refuses_a_folder_whose_masks_folder_holds_files(tmp_path: Path) -> None:
+    (tmp_path / "data" / "masks").mkdir(parents=True)
+    (tmp_path / "data" / "masks" / "0001.png").write_bytes(b"someone's mask")
+    with pytest.raises(ProjectError, match="non-empty masks/"):
+        Project.create(tmp_path / "data")
+    assert (tmp_path / "data" / "masks" / "0001.png").read_bytes() == b"someone's mask"
+    assert not (tmp_path / "data" / "project.sqlite").exists()
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
