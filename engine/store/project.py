@@ -194,6 +194,9 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
                 raise ProjectWriteError(f"cannot create the masks folder: {describe_os_error(err)}",
                                         self.masks_dir) from err
         _masks.remove_orphans(self.masks_dir, referenced)
+        for leftover in self.folder.glob(f".{DB_NAME}.tmp-*"):  # from a create that was killed
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
     def close(self) -> None:
         """Close the database and release the writer lock (idempotent)."""

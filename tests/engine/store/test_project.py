@@ -373,3 +373,12 @@ def test_an_interrupt_just_after_the_commit_keeps_the_committed_file(project: Pr
     (version,) = project.versions(item.id)
     assert version.mask_file.is_file()
     np.testing.assert_array_equal(project.load_annotation(item.id).data, data)
+
+
+def test_leftovers_of_a_killed_create_are_removed_on_open(project: Project) -> None:
+    project.close()
+    leftovers = [project.folder / ".project.sqlite.tmp-0badc0de", project.folder / ".project.sqlite.tmp-0badc0de-wal"]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    with Project.open(project.folder):
+        assert not any(p.exists() for p in leftovers)
