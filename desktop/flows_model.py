@@ -44,15 +44,22 @@ class ModelFlows(_Base):
             self.training.stop()
 
     def show_device(self) -> None:
-        """Put the device models run on in the status bar (GPU name or CPU)."""
-        from engine.models.device import choose_device
+        """Put the device models run on in the status bar (GPU name or CPU).
 
+        Asking torch takes seconds (its import), so a worker does it while the window is usable.
+        """
         pref = str(self.settings.get("device", "auto"))
-        try:
-            name = choose_device(pref).name
-        except ValueError as err:
-            name = f"CPU ({err})"
-        self.status.show_device(name)
+        self.status.show_device(f"{pref} (checking…)")
+
+        def detect(progress: Progress, cancel: CancelToken) -> str:
+            from engine.models.device import choose_device
+
+            try:
+                return choose_device(pref).name
+            except ValueError as err:
+                return f"unavailable: {err}"
+
+        self.jobs.submit("Checking the GPU", detect, on_done=self.status.show_device)
 
     def model_config(self, kind: str) -> dict:
         """What the next pre-annotation of ``kind`` items uses (read at each run: new checkpoints apply at once)."""

@@ -16,7 +16,6 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QFileDialog
 
 from desktop.loading import LoadedItem, classify_paths, read_item_source
-from desktop.series_dialog import SeriesPicker
 from engine.errors import UnsupportedFormatError
 from engine.items import Photo, Volume
 from engine.jobs import CancelToken, Progress, check_cancelled
@@ -166,6 +165,8 @@ class OpenFlows(_Base):
 
     def pick_series(self, series: list) -> list:  # noqa: ANN001 - SeriesInfo list; tests replace this
         """Ask which series to add when a folder holds several."""
+        from desktop.series_dialog import SeriesPicker
+
         dialog = SeriesPicker(series, self)
         return dialog.chosen() if dialog.exec() else []
 

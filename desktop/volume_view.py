@@ -143,8 +143,7 @@ class VolumeView(QWidget):
     def _update_crosshairs(self) -> None:
         z, y, x = self.cursor
         for v, ch in zip(self.views, ((y, x), (z, x), (z, y))):
-            v.canvas.crosshair = (float(ch[0]), float(ch[1]))
-            v.canvas.update()
+            v.canvas.set_crosshair(float(ch[0]), float(ch[1]))
 
     def _on_navigate(self, plane: Plane, row: float, col: float) -> None:
         if self.volume is None or plane.axis is None:
