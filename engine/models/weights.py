@@ -3,7 +3,8 @@
 Layout under the root (default ``platformdirs.user_cache_dir("maskwright")``, or any folder the
 caller passes)::
 
-    ROOT/hub/                      Hugging Face hub cache (models--org--name/snapshots/REV/FILE)
+    ROOT/hub/                      Hugging Face hub cache (models--org--name/snapshots/REV/FILE),
+                                   filled resumably by :mod:`engine.models.hub`
     ROOT/files/NAME/FILE           URL downloads and imported files, one folder per catalog name
 
 Nothing downloads behind the person's back: :meth:`WeightsManager.ensure_local` only finds
@@ -23,11 +24,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import Cancelled, WeightsError
+from engine.errors import WeightsError
 from engine.fsutil import atomic_path, describe_os_error
 from engine.jobs import CancelToken, Progress, check_cancelled, report
 from engine.models.catalog import Catalog, FileSource, HubSource, ModelEntry, UrlSource
 from engine.models.download import download_url, part_path, sha256_file
+from engine.models.hub import hub_cached, hub_download, hub_url
 
 __all__ = ["WeightsManager", "default_root", "read_state_dict", "check_weights_file", "hub_url"]
 
@@ -41,11 +43,6 @@ def default_root() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("maskwright"))
-
-
-def hub_url(source: HubSource) -> str:
-    """The address of a hub file, for people who fetch it by hand on another machine."""
-    return f"https://huggingface.co/{source.repo_id}/resolve/{source.revision or 'main'}/{source.filename}"
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:
@@ -103,27 +100,6 @@ def check_weights_file(path: str | Path) -> None:
         raise WeightsError("the file does not hold a state dict", path)
 
 
-def _make_tqdm(progress: Progress | None, cancel: CancelToken | None, label: str) -> type:
-    """A tqdm class that forwards hub download progress to ``progress`` and honours ``cancel``."""
-    from tqdm.auto import tqdm
-
-    class _Bridge(tqdm):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-            self._done = int(kwargs.get("initial") or 0)
-            self._total = int(kwargs.get("total") or 0)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            self._done += int(n or 0)
-            report(progress, self._done, self._total, label)
-            if cancel is not None and cancel.cancelled:
-                raise Cancelled(f"download of {label} cancelled; run it again to resume")
-            return None
-
-    return _Bridge
-
-
 class WeightsManager:
     """Finds, downloads, imports, verifies and removes the weights of catalog entries.
 
@@ -136,12 +112,22 @@ class WeightsManager:
     offline
         Never touch the network. ``None``: offline when ``HF_HUB_OFFLINE`` is set (read at each
         call, never at import).
+    hub_endpoint
+        Hugging Face hub address (a mirror); ``None`` uses huggingface_hub's default.
     """
 
-    def __init__(self, catalog: Catalog, root: str | Path | None = None, *, offline: bool | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        root: str | Path | None = None,
+        *,
+        offline: bool | None = None,
+        hub_endpoint: str | None = None,
+    ) -> None:
         self.catalog = catalog
         self.root = Path(root) if root is not None else default_root()
         self._offline = offline
+        self.hub_endpoint = hub_endpoint
         self._verified: dict[tuple[str, int, int], str] = {}
 
     # -- where things live ----------------------------------------------------------------
@@ -167,10 +153,7 @@ class WeightsManager:
         return self.root / "files" / entry.name / self._filename(entry)
 
     def _hub_cached(self, src: HubSource) -> Path | None:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(src.repo_id, src.filename, cache_dir=self.hub_cache, revision=src.revision)
-        return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+        return hub_cached(src, self.hub_cache)
 
     def path(self, name: str) -> Path | None:
         """The local weights file of ``name``, or ``None`` when it is not on this machine.
@@ -230,7 +213,7 @@ class WeightsManager:
                 f"Run `maskwright models import FILE --name {entry.name}` with a copy of it",
                 src.path,
             )
-        where = f"{hub_url(src)}" if isinstance(src, HubSource) else src.url
+        where = hub_url(src, self.hub_endpoint) if isinstance(src, HubSource) else src.url
         return WeightsError(
             f"the weights of {entry.name} are not on this machine{extra} (file {src.filename}{size}, from {where}). "
             f"Download them with `maskwright models download {entry.name}`, or, without network, fetch "
@@ -257,29 +240,7 @@ class WeightsManager:
         check_cancelled(cancel)
         if isinstance(src, UrlSource):
             return download_url(src.url, self.file_slot(name), sha256=src.sha256, progress=progress, cancel=cancel)
-        return self._download_hub(entry, src, progress=progress, cancel=cancel)
-
-    def _download_hub(
-        self, entry: ModelEntry, src: HubSource, *, progress: Progress | None, cancel: CancelToken | None
-    ) -> Path:
-        from huggingface_hub import hf_hub_download
-
-        try:
-            found = hf_hub_download(
-                src.repo_id,
-                src.filename,
-                revision=src.revision,
-                cache_dir=self.hub_cache,
-                tqdm_class=_make_tqdm(progress, cancel, entry.name),
-            )
-        except Cancelled:
-            raise
-        except Exception as err:  # hub errors: offline, 404, auth, connection
-            raise WeightsError(
-                f"could not download {src.filename} of {entry.name} from {hub_url(src)}: {err}",
-                self.hub_cache,
-            ) from err
-        return Path(found)
+        return hub_download(src, self.hub_cache, endpoint=self.hub_endpoint, progress=progress, cancel=cancel)
 
     # -- import, verify, remove ---------------------------------------------------------------
     def _verify(self, path: Path, sha256: str, *, cancel: CancelToken | None = None) -> None:
