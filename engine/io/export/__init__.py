@@ -154,7 +154,8 @@ def export_photos(fmt: str, out_dir: str | Path, entries: list[PhotoExportEntry]
     out_dir
         The dataset folder to write into (created if needed).
     entries
-        One per photo: its file name, ``(H, W)`` and ``(H, W)`` uint8/uint16 label map.
+        One per photo: its file name, ``(H, W)`` and ``(H, W)`` uint8/uint16 label map (or a
+        function returning it, called when the photo is written, or ``None`` for no mask).
     labels
         The classes the label maps' ids refer to.
     progress, cancel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -13,7 +14,7 @@ from engine.errors import ExportError
 from engine.fsutil import atomic_write_bytes
 from engine.items import LabelSet
 
-__all__ = ["PhotoExportEntry", "ExportResult", "check_entries", "check_ids", "output_names",
+__all__ = ["PhotoExportEntry", "ExportResult", "check_entries", "check_ids", "load_entry", "output_names",
            "write_bytes", "write_json", "write_text", "labels_json"]
 
 _logger = logging.getLogger(__name__)
@@ -31,19 +32,30 @@ class PhotoExportEntry:
     size
         ``(H, W)`` of the photo in pixels.
     labels
-        ``(H, W)`` uint8/uint16 class ids (0 = no class), or ``None`` for a photo without a mask
-        (exported as an image with no annotation).
+        ``(H, W)`` uint8/uint16 class ids (0 = no class); or a function that returns them, called
+        when the writer reaches this photo (so a large project is exported without holding every
+        mask in memory); or ``None`` for a photo without a mask (exported with no annotation).
     """
 
     name: str
     size: tuple[int, int]
-    labels: np.ndarray | None = None
+    labels: np.ndarray | Callable[[], np.ndarray] | None = None
 
     def label_data(self) -> np.ndarray:
-        """The label map, all zeros (uint8) when there is none."""
+        """The label map (loaded if ``labels`` is a function), all zeros (uint8) when there is none.
+
+        Raises :class:`ExportError` naming the image when the map is not ``size`` or not
+        uint8/uint16.
+        """
         if self.labels is None:
             return np.zeros(self.size, dtype=np.uint8)
-        return self.labels
+        data = self.labels() if callable(self.labels) else self.labels
+        if not isinstance(data, np.ndarray) or data.dtype not in (np.uint8, np.uint16):
+            kind = data.dtype if isinstance(data, np.ndarray) else type(data).__name__
+            raise ExportError(f"a label map must be a uint8 or uint16 array, got {kind}", self.name)
+        if data.shape != tuple(self.size):
+            raise ExportError(f"the mask is {data.shape} but the image is {tuple(self.size)}", self.name)
+        return data
 
 
 @dataclass(frozen=True)
@@ -83,17 +95,24 @@ def check_ids(data: np.ndarray, labels: LabelSet, where: str | Path) -> list[int
 
 
 def check_entries(entries: list[PhotoExportEntry], labels: LabelSet) -> None:
-    """Validate every entry's size and label map before anything is written."""
+    """Validate every entry's size and in-memory label map before anything is written.
+
+    Label maps given as functions are checked when loaded (:func:`load_entry`).
+    """
     if len(labels) == 0:
         raise ExportError("the label set has no classes")
     for entry in entries:
         h, w = entry.size
         if h <= 0 or w <= 0:
             raise ExportError(f"invalid image size {entry.size}", entry.name)
-        if entry.labels is not None:
-            if entry.labels.shape != (h, w):
-                raise ExportError(f"the mask is {entry.labels.shape[:2]} but the image is {(h, w)}", entry.name)
-            check_ids(entry.labels, labels, entry.name)
+        if isinstance(entry.labels, np.ndarray):
+            check_ids(entry.label_data(), labels, entry.name)
+
+
+def load_entry(entry: PhotoExportEntry, labels: LabelSet) -> tuple[np.ndarray, list[int]]:
+    """The entry's checked ``(H, W)`` label map and the class ids present in it."""
+    data = entry.label_data()
+    return data, check_ids(data, labels, entry.name)
 
 
 def output_names(entries: list[PhotoExportEntry], suffix: str) -> list[str]:

@@ -25,7 +25,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from engine.errors import ExportError
-from engine.io.export._common import ExportResult, PhotoExportEntry, check_entries, check_ids, write_json
+from engine.io.export._common import ExportResult, PhotoExportEntry, check_entries, load_entry, write_json
 from engine.io.export._polygons import Component, keyhole, trace_components
 from engine.items import LabelSet
 from engine.jobs import CancelToken, Progress, check_cancelled, report
@@ -115,8 +115,8 @@ def write_coco(out_dir: str | Path, entries: list[PhotoExportEntry], labels: Lab
         image_id = k + 1
         h, w = entry.size
         images.append({"id": image_id, "file_name": entry.name.replace("\\", "/"), "height": h, "width": w})
-        data = entry.label_data()
-        for class_id in check_ids(data, labels, entry.name):
+        data, present = load_entry(entry, labels)
+        for class_id in present:
             for segmentation, area, bbox in _segments(data == class_id, encoding, instances):
                 annotations.append({
                     "id": len(annotations) + 1, "image_id": image_id, "category_id": class_id,

@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.errors import ExportError
 from engine.io.export._common import (
-    ExportResult, PhotoExportEntry, check_entries, labels_json, output_names, write_json,
+    ExportResult, PhotoExportEntry, check_entries, labels_json, load_entry, output_names, write_json,
 )
 from engine.io.masks import write_mask_png
 from engine.items import LabelSet
@@ -55,7 +55,7 @@ def write_png(out_dir: str | Path, entries: list[PhotoExportEntry], labels: Labe
     files: list[Path] = []
     for k, (entry, name) in enumerate(zip(entries, names)):
         check_cancelled(cancel)
-        data = entry.label_data()
+        data, _ = load_entry(entry, labels)
         data = data.astype(np.uint8) if eight_bit else data.astype(np.uint16)
         path = out_dir / name
         try:

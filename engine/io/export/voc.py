@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.errors import ExportError
 from engine.io.export._common import (
-    ExportResult, PhotoExportEntry, check_entries, output_names, write_text,
+    ExportResult, PhotoExportEntry, check_entries, load_entry, output_names, write_text,
 )
 from engine.io.masks import write_mask_png
 from engine.items import LabelSet
@@ -88,7 +88,8 @@ def write_voc(out_dir: str | Path, entries: list[PhotoExportEntry], labels: Labe
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ExportError(f"cannot create the folder ({err.strerror or err})", path.parent) from err
-        write_mask_png(path, lut[entry.label_data()], palette=palette, error=ExportError)
+        data, _ = load_entry(entry, labels)
+        write_mask_png(path, lut[data], palette=palette, error=ExportError)
         files.append(path)
         report(progress, k + 1, len(entries), entry.name)
     stems = "".join(str(PurePosixPath(n).with_suffix("")) + "\n" for n in names)

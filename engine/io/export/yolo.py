@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.io.export._common import (
-    ExportResult, PhotoExportEntry, check_entries, check_ids, output_names, write_text,
+    ExportResult, PhotoExportEntry, check_entries, load_entry, output_names, write_text,
 )
 from engine.io.export._polygons import keyhole, trace_components
 from engine.items import LabelSet
@@ -82,8 +82,7 @@ def write_yolo(out_dir: str | Path, entries: list[PhotoExportEntry], labels: Lab
     used: set[int] = set()
     for k, (entry, name) in enumerate(zip(entries, names)):
         check_cancelled(cancel)
-        data = entry.label_data()
-        present = check_ids(data, labels, entry.name)
+        data, present = load_entry(entry, labels)
         used.update(present)
         lines = _lines(data, present, index)
         files.append(write_text(out_dir / "labels" / name, "".join(line + "\n" for line in lines)))

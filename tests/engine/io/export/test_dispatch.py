@@ -145,3 +145,28 @@ def test_full_disk_while_saving_a_dicom_seg(tmp_path: Path, labels: LabelSet, mo
     with pytest.raises(ExportError, match=r"seg\.dcm: could not write: the disk is full"):
         export_volume("dicom-seg", out / "seg.dcm", volume, data, labels)
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", PHOTO_FORMATS)
+def test_lazy_label_maps(tmp_path: Path, entries: list[PhotoExportEntry], labels: LabelSet, fmt: str) -> None:
+    loaded: list[str] = []
+
+    def loader(entry: PhotoExportEntry):  # noqa: ANN202
+        def load() -> np.ndarray:
+            loaded.append(entry.name)
+            return entry.label_data()
+        return load
+
+    lazy = [PhotoExportEntry(e.name, e.size, loader(e)) for e in entries]
+    eager = export_photos(fmt, tmp_path / "eager", entries, labels)
+    result = export_photos(fmt, tmp_path / "lazy", lazy, labels)
+    assert loaded == [e.name for e in entries]  # each mask loaded once, in order
+    for a, b in zip(eager.files, result.files):
+        if a.name != "annotations.json":  # COCO records a creation time
+            assert a.read_bytes() == b.read_bytes()
+    wrong = [PhotoExportEntry("w.png", (3, 3), lambda: np.zeros((3, 4), np.uint8))]
+    with pytest.raises(ExportError, match=r"w\.png: the mask is \(3, 4\) but the image is \(3, 3\)"):
+        export_photos(fmt, tmp_path / "w", wrong, labels)
+    floats = [PhotoExportEntry("f.png", (3, 3), lambda: np.zeros((3, 3), np.float32))]
+    with pytest.raises(ExportError, match=r"f\.png: a label map must be a uint8 or uint16 array, got float32"):
+        export_photos(fmt, tmp_path / "f", floats, labels)
