@@ -249,3 +249,25 @@ def test_cmyk_jpeg_is_converted_to_rgb(tmp_path: Path, astronaut: np.ndarray) ->
     photo = read_photo(path)
     assert photo.raw is None
     assert np.abs(photo.rgb.astype(int) - astronaut).mean() < 4
+
+
+def test_bilevel_grey_alpha_and_float_images(tmp_path: Path) -> None:
+    bits = np.array([[0, 1, 1], [1, 0, 0]], dtype=bool)
+    Image.fromarray(bits).save(tmp_path / "b.png")
+    photo = read_photo(tmp_path / "b.png")
+    np.testing.assert_array_equal(photo.raw, bits)
+    np.testing.assert_array_equal(photo.rgb[..., 2], bits.astype(np.uint8) * 255)
+
+    la = np.zeros((2, 2, 2), dtype=np.uint8)
+    la[..., 0] = 40
+    la[0, :, 1] = 255
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    photo = read_photo(tmp_path / "la.png")
+    np.testing.assert_array_equal(photo.raw, la)
+    assert tuple(photo.rgb[0, 0]) == (40, 40, 40) and tuple(photo.rgb[1, 0]) == (255, 255, 255)
+
+    values = np.array([[-1.5, 0.0], [2.5, np.nan]], dtype=np.float32)
+    Image.fromarray(values, "F").save(tmp_path / "f.tif")
+    photo = read_photo(tmp_path / "f.tif")
+    np.testing.assert_array_equal(photo.raw, values)
+    assert photo.rgb[..., 0].tolist() == [[0, 96], [255, 0]]  # min-max stretch, NaN shown black
