@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import WeightsError
+from engine.errors import ModelError, WeightsError
 
 if TYPE_CHECKING:
     from engine.models.catalog import LoadContext, ModelEntry
@@ -279,7 +279,7 @@ class CascadeHead(nn.Module):
         cfg = self.cfg
         blocks = visual.transformer.resblocks
         if len(blocks) != cfg.depth or visual.conv1.out_channels != cfg.width:
-            raise ValueError(
+            raise ModelError(
                 f"this head was built for depth {cfg.depth}, width {cfg.width}; the backbone has "
                 f"{len(blocks)} blocks of width {visual.conv1.out_channels}"
             )

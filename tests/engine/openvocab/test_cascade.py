@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.errors import WeightsError
+from engine.errors import ModelError, WeightsError
 from engine.openvocab.cascade import (
     CascadeCLIP,
     CascadeConfig,
@@ -167,7 +167,7 @@ def test_load_refuses_foreign_or_damaged_files(tmp_path: Path) -> None:
 
 def test_backbone_mismatch_is_refused(clip: open_clip.CLIP) -> None:
     head = CascadeHead(CascadeConfig(width=64, dim=32, depth=12, num_heads=4, ffn_dim=64))
-    with pytest.raises(ValueError, match="depth 12"):
+    with pytest.raises(ModelError, match="depth 12"):
         head.encode(clip.visual, torch.randn(1, 3, 32, 32))
 
 
