@@ -7,6 +7,8 @@ through SimpleITK. Every write is atomic (:func:`engine.fsutil.atomic_path`).
 
 from __future__ import annotations
 
+import errno
+import os
 import zlib
 from pathlib import Path
 
@@ -97,8 +99,10 @@ def write_mask_nifti(path: str | Path, data: np.ndarray, volume: Volume, *, comp
     with atomic_path(path, error=error) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), True, compression_level)
-        except RuntimeError as err:
-            raise OSError(str(err)) from err
+        except RuntimeError as err:  # ITK reports I/O failures as RuntimeError: keep the errno when it says one
+            text = str(err)
+            code = errno.ENOSPC if "No space left" in text else errno.EACCES if "ermission denied" in text else errno.EIO
+            raise OSError(code, os.strerror(code) if code != errno.EIO else text.strip().splitlines()[-1]) from err
 
 
 def read_mask_nifti(path: str | Path, *, expect_shape: tuple[int, int, int] | None = None) -> np.ndarray:

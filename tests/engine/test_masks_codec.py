@@ -49,3 +49,18 @@ def test_failed_write_leaves_old_file(tmp_path, monkeypatch) -> None:
         write_mask_png(target, np.ones((8, 8, 2), np.uint8))
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.png"]
+
+
+def test_itk_full_disk_is_reported_as_full_disk(tmp_path, monkeypatch) -> None:
+    import SimpleITK as sitk
+
+    from engine.errors import MaskwrightError
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Exception thrown in SimpleITK WriteImage: ... No space left on device")
+
+    monkeypatch.setattr(sitk, "WriteImage", fail)
+    vol = Volume(np.zeros((2, 3, 4), np.int16))
+    with pytest.raises(MaskwrightError, match="m.nii.gz: could not write: the disk is full"):
+        write_mask_nifti(tmp_path / "m.nii.gz", np.zeros((2, 3, 4), np.uint8), vol)
+    assert list(tmp_path.iterdir()) == []
