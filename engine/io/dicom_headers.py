@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -33,7 +35,10 @@ HEADER_TAGS = [
     "WindowCenterWidthExplanation", "InstanceNumber", "AcquisitionNumber", "EchoNumbers", "ImageType",
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "ContentTime", "SamplesPerPixel",
     "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "GridFrameOffsetVector",
+    "BitsAllocated", "BitsStored", "PixelRepresentation",
 ]
+_NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit / explicit VR little endian
+_PIXEL_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
 
 # SOP classes that are never image series: DICOMDIR, segmentations, structured reports, RT structs...
 _NOT_IMAGES = {
@@ -42,6 +47,49 @@ _NOT_IMAGES = {
     "1.2.840.10008.5.1.4.1.1.481.3": "an RT structure set",
     "1.2.840.10008.5.1.4.1.1.11.1": "a presentation state",
 }
+
+
+_TAGS = {k: tag_for_keyword(k) for k in HEADER_TAGS}
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"}  # ASCII only: no character set issue
+
+
+class _FastHeader:
+    """``get(keyword)`` on a freshly read dataset without pydicom's value conversion.
+
+    pydicom converts and validates every value it is asked for, which costs more than reading
+    the file. For the plain ASCII value types this reads the raw bytes as text (multi-values
+    keep their backslashes); everything else (sequences, person names, free text in a
+    character set) goes through pydicom as usual.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        encoding = getattr(ds, "original_encoding", (False, True))
+        self.byteorder = "little" if encoding[1] is not False else "big"
+
+    def get(self, keyword: str, default: object = None) -> object:
+        tag = _TAGS.get(keyword)
+        if tag is None:
+            return self.ds.get(keyword, default)
+        try:
+            elem = self.ds.get_item(tag)
+        except KeyError:
+            return default
+        if elem is None:
+            return default
+        if isinstance(elem, RawDataElement):
+            vr = elem.VR or dictionary_VR(tag)
+            raw = elem.value
+            if raw is None or raw == b"":
+                return default
+            if vr == "US":
+                return int.from_bytes(raw[:2], self.byteorder)  # type: ignore[arg-type]
+            if vr in _TEXT_VRS:
+                text = raw.decode("latin-1").strip(" \x00")
+                return text if text else default
+            return self.ds.get(keyword, default)
+        value = elem.value
+        return default if value is None or value == "" else value
 
 
 @dataclass(frozen=True)
@@ -68,6 +116,10 @@ class SliceHeader:
     order
         Sort key giving acquisition order (acquisition number, temporal position, trigger time,
         acquisition time, instance number, frame); used to split repeated positions into stacks.
+    pixel_offset, pixel_dtype, bits_stored
+        For uncompressed little-endian pixel data: the byte offset of this slice's pixels in the
+        file, their numpy dtype ("<i2", "<u2"...) and BitsStored, so a loader can read them
+        straight into its array; ``None``/""/0 otherwise (compressed, big endian, colour...).
     """
 
     path: Path
@@ -97,12 +149,17 @@ class SliceHeader:
     stack_id: str
     instance_number: int | None
     order: tuple[float, ...]
+    pixel_offset: int | None = None
+    pixel_dtype: str = ""
+    bits_stored: int = 0
 
 
 def _floats(value: object, n: int) -> tuple[float, ...] | None:
     """The first ``n`` floats (all when ``n`` is 0) of a multi-valued DS, ``None`` when absent or malformed."""
     if value is None or value == "":
         return None
+    if isinstance(value, str):
+        value = value.split("\\")
     try:
         vals = tuple(float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
                                         else [value]))
@@ -120,10 +177,15 @@ def _float(value: object, default: float | None = None) -> float | None:
 
 
 def _int(value: object) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    if value is None or value == "":
         return None
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        try:
+            return int(float(str(value).split("\\")[0]))
+        except ValueError:
+            return None
 
 
 def _text(value: object) -> str:
@@ -143,7 +205,7 @@ def _time(value: object) -> float:
         return 0.0
 
 
-def _windows(ds: Dataset) -> tuple[WindowPreset, ...]:
+def _windows(ds: Dataset | _FastHeader) -> tuple[WindowPreset, ...]:
     centers = _floats(ds.get("WindowCenter"), 1)
     widths = _floats(ds.get("WindowWidth"), 1)
     if centers is None or widths is None:
@@ -159,7 +221,7 @@ def _windows(ds: Dataset) -> tuple[WindowPreset, ...]:
     return tuple(out)
 
 
-def _item(ds: Dataset | None, seq: str) -> Dataset | None:
+def _item(ds: Dataset | _FastHeader | None, seq: str) -> Dataset | None:
     """The first item of sequence ``seq`` in ``ds``, or ``None``."""
     if ds is None:
         return None
@@ -172,8 +234,12 @@ def _group(frame: Dataset | None, shared: Dataset | None, seq: str) -> Dataset |
     return _item(frame, seq) or _item(shared, seq)
 
 
-def _open(path: Path) -> Dataset:
-    """Read the header tags of ``path``, raising :class:`DicomError` with the reason."""
+def _open(path: Path) -> tuple[Dataset, tuple[int, int] | None]:
+    """Read the header tags of ``path``, raising :class:`DicomError` with the reason.
+
+    Also returns ``(value offset, value length)`` of a defined-length Pixel Data element that
+    directly follows the header (``None`` when there is none or it is encapsulated).
+    """
     try:
         size = path.stat().st_size
     except OSError as err:
@@ -181,19 +247,37 @@ def _open(path: Path) -> Dataset:
     if size == 0:
         raise DicomError("empty file (0 bytes)", path)
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        with open(path, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+            return ds, _pixel_position(fh, ds)
     except InvalidDicomError as err:
         # Files without the 128-byte preamble (ACR-NEMA style) start with a group 0008 tag.
         with open(path, "rb") as fh:
             head = fh.read(4)
         if head[:2] in (b"\x08\x00", b"\x02\x00"):
             try:
-                return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=True)
+                return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=True), None
             except Exception as err2:  # noqa: BLE001 - any parse failure means "not readable DICOM"
                 raise DicomError(f"not a readable DICOM file ({err2})", path) from err2
         raise DicomError("not a DICOM file (no 'DICM' marker)", path) from err
     except Exception as err:  # noqa: BLE001 - pydicom raises many types on damaged files
         raise DicomError(f"damaged DICOM header ({type(err).__name__}: {err})", path) from err
+
+
+def _pixel_position(fh: object, ds: Dataset) -> tuple[int, int] | None:
+    """Where the Pixel Data value starts, when pydicom stopped right before it (native syntaxes)."""
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
+    if ts not in _NATIVE_SYNTAXES:
+        return None
+    start = fh.tell()  # type: ignore[attr-defined]
+    head = fh.read(12)  # type: ignore[attr-defined]
+    if head[:4] != _PIXEL_TAG:
+        return None
+    if ts == "1.2.840.10008.1.2.1":  # explicit VR: tag, VR, 2 reserved, 4-byte length
+        length, offset = int.from_bytes(head[8:12], "little"), start + 12
+    else:
+        length, offset = int.from_bytes(head[4:8], "little"), start + 8
+    return None if length == 0xFFFFFFFF else (offset, length)
 
 
 def read_headers(path: str | Path) -> list[SliceHeader]:
@@ -206,23 +290,40 @@ def read_headers(path: str | Path) -> list[SliceHeader]:
         path and the reason.
     """
     path = Path(path)
-    ds = _open(path)
+    ds, pixels = _open(path)
     sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
     if sop_class in _NOT_IMAGES:
         raise DicomError(f"{_NOT_IMAGES[sop_class]}, not an image", path)
-    rows, cols = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    fast = _FastHeader(ds)
+    rows, cols = _int(fast.get("Rows")), _int(fast.get("Columns"))
     if not rows or not cols:
         raise DicomError("no image in this DICOM file (no Rows/Columns)", path)
     try:
-        return _slices(path, ds, sop_class, rows, cols)
+        return _slices(path, fast, sop_class, rows, cols, pixels)
     except DicomError:
         raise
     except Exception as err:  # noqa: BLE001 - malformed values deep in functional groups
         raise DicomError(f"damaged DICOM header ({type(err).__name__}: {err})", path) from err
 
 
-def _slices(path: Path, ds: Dataset, sop_class: str, rows: int, cols: int) -> list[SliceHeader]:
+def _native_layout(ds: _FastHeader, pixels: tuple[int, int] | None, n_frames: int, rows: int,
+                   cols: int) -> tuple[int | None, str, int]:
+    """``(offset of frame 1, dtype, bits stored)`` when pixels can be read straight from the file."""
+    allocated, signed = _int(ds.get("BitsAllocated")), _int(ds.get("PixelRepresentation")) or 0
+    samples = _int(ds.get("SamplesPerPixel")) or 1
+    if pixels is None or samples != 1 or allocated not in (8, 16, 32):
+        return None, "", 0
+    dtype = f"<{'i' if signed else 'u'}{allocated // 8}"
+    if pixels[1] < n_frames * rows * cols * (allocated // 8):
+        return None, "", 0  # short pixel data: the loader's careful path reports it
+    return pixels[0], dtype, _int(ds.get("BitsStored")) or allocated
+
+
+def _slices(path: Path, ds: _FastHeader, sop_class: str, rows: int, cols: int,
+            pixels: tuple[int, int] | None) -> list[SliceHeader]:
     n_frames = _int(ds.get("NumberOfFrames")) or 1
+    offset0, pixel_dtype, bits_stored = _native_layout(ds, pixels, n_frames, rows, cols)
+    frame_bytes = rows * cols * (int(pixel_dtype[2:]) if pixel_dtype else 0)
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     if per_frame and len(per_frame) != n_frames:
@@ -240,7 +341,7 @@ def _slices(path: Path, ds: Dataset, sop_class: str, rows: int, cols: int) -> li
         samples=_int(ds.get("SamplesPerPixel")) or 1,
         instance_number=_int(ds.get("InstanceNumber")),
     )
-    image_type = "\\".join(str(v) for v in list(ds.get("ImageType") or [])[2:])
+    image_type = "\\".join(_text(ds.get("ImageType")).split("\\")[2:])
     acq = float(_int(ds.get("AcquisitionNumber")) or 0)
     base_order = (acq, float(_int(ds.get("TemporalPositionIdentifier")) or 0), _float(ds.get("TriggerTime"), 0.0) or 0.0,
                   _time(ds.get("AcquisitionTime")) or _time(ds.get("ContentTime")),
@@ -301,6 +402,8 @@ def _slices(path: Path, ds: Dataset, sop_class: str, rows: int, cols: int) -> li
             spacing_between=spacing_between,
             slope=slope if slope else 1.0, intercept=intercept or 0.0, windows=windows, echo=echo,
             image_type=frame_type, temporal=temporal, stack_id=stack_id, order=(*order, float(f)),
+            pixel_offset=None if offset0 is None else offset0 + f * frame_bytes, pixel_dtype=pixel_dtype,
+            bits_stored=bits_stored,
             **common,  # type: ignore[arg-type]
         ))
     return out

@@ -1,9 +1,10 @@
 """Load a scanned DICOM series (:class:`~engine.io.dicom_scan.SeriesInfo`) as a Volume.
 
-Design: pydicom reads each file once and its pixels are copied, slice by slice, into one
-preallocated ``(z, y, x)`` array of the stored type (no list of slices, no stacking). Native
-little-endian pixel data is taken straight from the file's bytes; compressed transfer syntaxes go
-through pydicom's decoders (pylibjpeg, openjpeg, JPEG-LS, RLE) one frame at a time. Then the
+Design: one preallocated ``(z, y, x)`` array of the stored type is filled slice by slice (no list
+of slices, no stacking). Uncompressed little-endian pixels are read straight from each file into
+their slice of the array (``readinto`` at the offset the header scan found: no parse, no copy);
+compressed transfer syntaxes go through pydicom's decoders (pylibjpeg, openjpeg, JPEG-LS, RLE)
+one file and frame at a time. Then the
 modality rescale is applied, in place when the result has the stored type's size:
 
 * integer slope and intercept, result in int16 range -> int16 (uint8 kept when it fits);
@@ -130,9 +131,8 @@ def _native_frames(ds: Dataset, path: Path, rows: int, cols: int) -> np.ndarray 
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(n_frames, rows, cols)
 
 
-def _fix_bits(plane: np.ndarray, ds: Dataset) -> None:
+def _fix_bits(plane: np.ndarray, allocated: int, stored: int) -> None:
     """Apply BitsStored to natively read integers in place: mask (unsigned) or sign-extend (signed)."""
-    allocated, stored = int(ds.get("BitsAllocated", 16)), int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
     if stored >= allocated or plane.dtype.kind not in "iu":
         return
     if plane.dtype.kind == "u":
@@ -165,9 +165,46 @@ def _decoded_frames(ds: Dataset, path: Path, wanted: set[int]) -> dict[int, np.n
         raise DicomError(f"cannot decode the pixel data ({name}): {err}", path) from err
 
 
+def _read_direct(info: SeriesInfo, progress: Progress | None, cancel: CancelToken | None) -> np.ndarray:
+    """Read uncompressed pixels straight from the files into the array (offsets from the scan)."""
+    first = info.slices[0]
+    stored = np.empty((info.num_slices, info.rows, info.cols), dtype=np.dtype(first.pixel_dtype))
+    nbytes = stored[0].nbytes
+    allocated = stored.dtype.itemsize * 8
+    for z, s in enumerate(info.slices):
+        if z % 16 == 0:
+            check_cancelled(cancel)
+            report(progress, z, info.num_slices, "reading DICOM slices")
+        plane = stored[z]
+        try:
+            with open(s.path, "rb") as fh:
+                fh.seek(s.pixel_offset)  # type: ignore[arg-type]
+                got = fh.readinto(memoryview(plane).cast("B"))
+        except FileNotFoundError as err:
+            raise DicomError("the file disappeared since the folder was scanned", s.path) from err
+        except OSError as err:
+            raise DicomError(f"cannot read the file: {err.strerror or err}", s.path) from err
+        if got != nbytes:
+            raise DicomError(f"pixel data is truncated: {got} of {nbytes} bytes for frame {s.frame or 1}", s.path)
+        if s.bits_stored < allocated:
+            _fix_bits(plane, allocated, s.bits_stored)
+    report(progress, info.num_slices, info.num_slices, "reading DICOM slices")
+    return stored
+
+
 def _read_stored(info: SeriesInfo, progress: Progress | None,
                  cancel: CancelToken | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The stored values ``(z, rows, cols)`` and per-slice slope and intercept ``(z,)`` float64."""
+    slopes = np.array([s.slope for s in info.slices], dtype=np.float64)
+    intercepts = np.array([s.intercept for s in info.slices], dtype=np.float64)
+    dtypes = {s.pixel_dtype if s.pixel_offset is not None else "" for s in info.slices}
+    if len(dtypes) == 1 and "" not in dtypes:
+        return _read_direct(info, progress, cancel), slopes, intercepts
+    return _read_decoded(info, progress, cancel), slopes, intercepts
+
+
+def _read_decoded(info: SeriesInfo, progress: Progress | None, cancel: CancelToken | None) -> np.ndarray:
+    """Read through pydicom (compressed or unusual pixel data), one file at a time."""
     rows, cols, nz = info.rows, info.cols, info.num_slices
     by_file: dict[Path, list[int]] = defaultdict(list)
     for z, s in enumerate(info.slices):
@@ -197,14 +234,13 @@ def _read_stored(info: SeriesInfo, progress: Progress | None,
                     stored = stored.astype(np.promote_types(stored.dtype, plane.dtype))
             stored[z] = plane
             if native is not None:
-                _fix_bits(stored[z], ds)
+                _fix_bits(stored[z], int(ds.get("BitsAllocated", 16)),
+                          int(ds.get("BitsStored", ds.get("BitsAllocated", 16))))
             done += 1
         report(progress, done, nz, "reading DICOM slices")
         del ds, native, decoded
     assert stored is not None  # invariant: a series has at least one slice
-    slopes = np.array([s.slope for s in info.slices], dtype=np.float64)
-    intercepts = np.array([s.intercept for s in info.slices], dtype=np.float64)
-    return stored, slopes, intercepts
+    return stored
 
 
 def _is_integer(values: np.ndarray) -> bool:
