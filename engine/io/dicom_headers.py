@@ -35,7 +35,7 @@ HEADER_TAGS = [
     "WindowCenterWidthExplanation", "InstanceNumber", "AcquisitionNumber", "EchoNumbers", "ImageType",
     "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "ContentTime", "SamplesPerPixel",
     "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "GridFrameOffsetVector",
-    "BitsAllocated", "BitsStored", "PixelRepresentation",
+    "BitsAllocated", "BitsStored", "PixelRepresentation", "DoseGridScaling",
 ]
 _NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit / explicit VR little endian
 _PIXEL_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
@@ -354,7 +354,7 @@ def _slices(path: Path, ds: _FastHeader, sop_class: str, rows: int, cols: int,
         spacing = _floats(ds.get("PixelSpacing"), 2)
         thickness = _float(ds.get("SliceThickness"))
         spacing_between = _float(ds.get("SpacingBetweenSlices"))
-        slope = _float(ds.get("RescaleSlope"), 1.0)
+        slope = _float(ds.get("RescaleSlope")) or _float(ds.get("DoseGridScaling"), 1.0)  # RT dose: Gy
         intercept = _float(ds.get("RescaleIntercept"), 0.0)
         windows = _windows(ds)
         echo = _text(ds.get("EchoNumbers"))

@@ -4,7 +4,8 @@ How files become series (the decision, in order):
 
 1. Every readable DICOM image file gives one slice per frame (:mod:`engine.io.dicom_headers`).
    Files that are empty, not DICOM, damaged, or not images (DICOMDIR, SEG, SR) are skipped and
-   listed in :attr:`DicomScan.skipped` with the reason; they never stop the scan.
+   listed in :attr:`DicomScan.skipped` with the reason; they never stop the scan. So is a second
+   copy of an instance (same SOPInstanceUID) found elsewhere in the tree.
 2. Slices are grouped by SeriesInstanceUID, then split by geometry (orientation, rows/columns,
    pixel spacing, samples per pixel): a volume needs one grid.
 3. Then split by *stack*: echo (EchoNumbers, or EffectiveEchoTime of enhanced frames), image
@@ -135,19 +136,27 @@ def scan_folder(folder: str | Path, *, progress: Progress | None = None,
     files = _walk(root)
     headers: list[SliceHeader] = []
     skipped: list[tuple[Path, str]] = []
+    seen: dict[str, Path] = {}
     total = len(files)
     for i, path in enumerate(files):
         check_cancelled(cancel)
         try:
-            headers.extend(read_headers(path))
+            file_headers = read_headers(path)
         except DicomError as err:
             skipped.append((path, err.reason))
             _logger.info("skipped %s: %s", path, err.reason)
+            continue
+        uid = file_headers[0].sop_uid
+        if uid and uid in seen:  # the same instance copied twice into the tree
+            skipped.append((path, f"a copy of {seen[uid]} (same SOPInstanceUID)"))
+            continue
+        seen[uid] = path
+        headers.extend(file_headers)
         if i % 64 == 0:
             report(progress, i, total, "reading DICOM headers")
     report(progress, total, total, "reading DICOM headers")
     if skipped:
-        _logger.warning("%d file(s) under %s are not readable DICOM images and were skipped", len(skipped), root)
+        _logger.warning("%d file(s) under %s were skipped (not DICOM images, damaged, or copies)", len(skipped), root)
     return DicomScan(tuple(group_series(headers)), tuple(skipped))
 
 

@@ -175,3 +175,14 @@ def test_load_progress_and_cancel(tmp_path: Path) -> None:
     token.cancel()
     with pytest.raises(Cancelled):
         load_series(info, cancel=token)
+
+
+def test_pydicom_data_rt_dose_grid_against_simpleitk() -> None:
+    path = get_testdata_file("rtdose.dcm")  # multi-frame, frame positions from GridFrameOffsetVector
+    v = read_dicom_folder(path)
+    ref = sitk.ReadImage(path)
+    np.testing.assert_allclose(v.spacing, ref.GetSpacing())
+    np.testing.assert_allclose(v.origin, ref.GetOrigin())
+    np.testing.assert_allclose(v.direction.ravel(), ref.GetDirection())
+    scaling = float(pydicom.dcmread(path).DoseGridScaling)
+    np.testing.assert_allclose(v.array, sitk.GetArrayFromImage(ref) * scaling, rtol=1e-6)  # Gy

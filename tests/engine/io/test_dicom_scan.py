@@ -139,3 +139,25 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
         scan_dicom(tmp_path / "nope")
     with pytest.raises(DicomError, match="no DICOM image series"):
         read_dicom_folder(tmp_path)
+
+
+def test_copies_of_an_instance_are_skipped(tmp_path: Path) -> None:
+    s = write_series(tmp_path / "a", shape=(4, 8, 8))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "copy.dcm").write_bytes(s.paths[2].read_bytes())
+    scan = scan_folder(tmp_path)
+    assert len(scan.series) == 1 and scan.series[0].num_slices == 4 and scan.series[0].problems == ()
+    assert [(p.name, "a copy of" in r) for p, r in scan.skipped] == [("copy.dcm", True)]
+
+
+def test_gantry_tilt_is_a_problem(tmp_path: Path) -> None:
+    s = write_series(tmp_path, shape=(5, 8, 8), spacing=(1.0, 1.0, 2.0))
+    for k, p in enumerate(s.paths):  # each slice 0.5 mm further along y: a sheared stack
+        ds = pydicom.dcmread(p)
+        x, y, z = s.positions[k]
+        ds.ImagePositionPatient = [x, y + 0.5 * k, z]
+        ds.save_as(p)
+    [info] = scan_dicom(tmp_path)
+    assert any("shifted in-plane" in p for p in info.problems), info.problems
+    with pytest.raises(SeriesGeometryError, match="gantry tilt"):
+        load_series(info)
