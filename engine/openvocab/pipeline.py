@@ -309,19 +309,21 @@ def label_photo(logits: torch.Tensor, owner: torch.Tensor, class_ids: torch.Tens
     """
     out_h, out_w = out_size
     q = logits.shape[0]
-    k = int(class_ids.numel())
     labels = np.zeros((out_h, out_w), dtype=dtype)
-    ids = class_ids.to(logits.device)
+    # argmax over classes of (best name's softmax) == the class of the best name, and the best
+    # probability is 1 / sum(exp(scale * (l - l_max))): no softmax or per-class max is needed
+    name_ids = class_ids.to(logits.device)[owner.to(logits.device)]
+    src = logits.float()
     step = max(1, _STRIP_ELEMENTS // max(1, q * out_w))
     for r0 in range(0, out_h, step):
         check_cancelled(cancel)
         r1 = min(out_h, r0 + step)
-        strip = _upsample_rows(logits.float(), out_h, out_w, r0, r1)
-        probs = class_probabilities(strip, owner, k, logit_scale)
-        best, arg = probs.max(dim=0)
-        strip_ids = ids[arg]
+        strip = _upsample_rows(src, out_h, out_w, r0, r1)
+        top, arg = strip.max(dim=0)
+        strip_ids = name_ids[arg]
         if prob_threshold > 0:
-            strip_ids[best < prob_threshold] = 0
+            z = (strip - top).mul_(logit_scale).exp_().sum(dim=0)  # out of place first: strip may view src
+            strip_ids[z > 1.0 / prob_threshold] = 0
         labels[r0:r1] = strip_ids.cpu().numpy().astype(dtype, copy=False)
     return labels
 
