@@ -16,6 +16,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import Cancelled, WeightsError
@@ -34,12 +35,25 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def sha256_file(path: Path, *, chunk_size: int = 1 << 20, cancel: CancelToken | None = None) -> str:
-    """Hex sha256 of the file at ``path`` (read in chunks; ``cancel`` is checked between them)."""
+def sha256_file(
+    path: Path,
+    *,
+    chunk_size: int = 1 << 20,
+    cancel: CancelToken | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Hex sha256 of the file at ``path``, read in chunks.
+
+    ``cancel`` is checked and ``progress(bytes_read)`` called after every chunk.
+    """
     digest = hashlib.sha256()
+    done = 0
     with open(path, "rb") as f:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
             check_cancelled(cancel)
     return digest.hexdigest()
 

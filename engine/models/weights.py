@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -283,9 +282,11 @@ class WeightsManager:
         path = Path(path)
         if not path.is_file():
             raise WeightsError("no such file to import", path)
-        report(progress, 0, 2, f"checking {path.name}")
+        size = path.stat().st_size
+        total = 2 * size  # progress: one pass to hash, one to copy
         try:
-            actual = sha256_file(path, cancel=cancel)
+            actual = sha256_file(path, cancel=cancel,
+                                 progress=lambda done: report(progress, done, total, f"checking {path.name}"))
         except OSError as err:
             raise WeightsError(f"cannot read: {describe_os_error(err)}", path) from err
         if name is None:
@@ -305,15 +306,17 @@ class WeightsManager:
             )
         check_weights_file(path)  # refuses files that are not weights, before they take disk space
         dest = self.file_slot(name)
-        report(progress, 1, 2, f"copying {path.name}")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(dest, error=WeightsError) as tmp:
-                shutil.copyfile(path, tmp)
+            with atomic_path(dest, error=WeightsError) as tmp, open(path, "rb") as src, open(tmp, "wb") as out:
+                done = 0
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    report(progress, size + done, total, f"copying {path.name}")
+                    check_cancelled(cancel)  # a cancel leaves no partial file behind
         except OSError as err:
             raise WeightsError(f"cannot import: {describe_os_error(err)}", dest) from err
-        check_cancelled(cancel)
-        report(progress, 2, 2, f"imported {name}")
         _logger.info("imported %s as %s (sha256 %s)", path, name, actual)
         return dest
 

@@ -201,3 +201,28 @@ def test_hub_source_entry_fields() -> None:
     entry = default_catalog().get("ViT-B-16-quickgelu.openai")
     assert isinstance(entry.source, HubSource)
     assert entry.source.filename.endswith(".safetensors")
+
+
+def test_import_reports_byte_progress_and_cancel_leaves_nothing(tmp_path: Path) -> None:
+    from engine.errors import Cancelled
+    from engine.jobs import CancelToken
+
+    src = tmp_path / "big.safetensors"
+    save_file({"w": torch.zeros(700_000)}, str(src))  # ~2.8 MB: several 1 MiB chunks
+    size = src.stat().st_size
+    manager = WeightsManager(default_catalog(), tmp_path / "cache", offline=True)
+    events: list[tuple[int, int]] = []
+    manager.import_file(src, "ViT-B-16.laion2b_s34b_b88k", progress=lambda d, t, m: events.append((d, t)))
+    assert events[-1] == (2 * size, 2 * size) and len(events) >= 6
+    manager.remove("ViT-B-16.laion2b_s34b_b88k")
+    cancel = CancelToken()
+
+    def stop_while_copying(done: int, total: int, message: str) -> None:
+        if message.startswith("copying"):
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        manager.import_file(src, "ViT-B-16.laion2b_s34b_b88k", progress=stop_while_copying, cancel=cancel)
+    slot = manager.file_slot("ViT-B-16.laion2b_s34b_b88k")
+    assert not manager.is_local("ViT-B-16.laion2b_s34b_b88k")
+    assert not slot.parent.exists() or list(slot.parent.iterdir()) == []
