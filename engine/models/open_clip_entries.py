@@ -83,9 +83,9 @@ BUILTIN_ENTRIES: tuple[ModelEntry, ...] = (
         # file name as DenseVLM's README lists it (not checked against the hub from here)
         source=HubSource("lyhisme/DenseVLM", filename="densevlm_coco_6_save6_512_eva_vib16_12layers.pt",
                          open_clip_model="EVA02-B-16", open_clip_tag="densevlm_coco"),
-        licence="unknown (DenseVLM states none; EVA02-CLIP is MIT)",
+        licence="unknown",
         size_bytes=None,
-        description="DenseVLM region-aligned EVA02-CLIP-B/16 (BAAI layout, converted on load; timm EVA tower)",
+        description="DenseVLM region-aligned EVA02-CLIP-B/16 (no licence stated; base EVA02-CLIP is MIT)",
     ),
 )
 

@@ -92,7 +92,12 @@ def check_weights_file(path: str | Path) -> None:
                 if not list(f.keys()):
                     raise ValueError("no tensors")
             return
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:
+            if "mmap" not in str(err):
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except Exception as err:  # safetensors/pickle errors have no common base class
         raise WeightsError(f"not a weights file ({type(err).__name__}: {err})", path) from err
     if not isinstance(state, Mapping):

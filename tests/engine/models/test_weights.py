@@ -226,3 +226,14 @@ def test_import_reports_byte_progress_and_cancel_leaves_nothing(tmp_path: Path) 
     slot = manager.file_slot("ViT-B-16.laion2b_s34b_b88k")
     assert not manager.is_local("ViT-B-16.laion2b_s34b_b88k")
     assert not slot.parent.exists() or list(slot.parent.iterdir()) == []
+
+
+def test_import_accepts_legacy_torch_files_without_unpickling_objects(tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"state_dict": {"w": torch.ones(3)}, "epoch": 6}, legacy, _use_new_zipfile_serialization=False)
+    manager = WeightsManager(default_catalog(), tmp_path / "cache", offline=True)
+    assert manager.import_file(legacy, "ViT-B-16.laion2b_s34b_b88k").read_bytes() == legacy.read_bytes()
+    evil = tmp_path / "evil.pt"
+    torch.save({"w": torch.ones(1), "obj": Path("x")}, evil)  # an arbitrary object: refused by weights_only
+    with pytest.raises(WeightsError, match="not a weights file"):
+        manager.import_file(evil, "ViT-B-16-quickgelu.openai")
