@@ -90,7 +90,7 @@ def read_dicom_folder(folder: str | Path, series_uid: str | None = None, *, allo
         A SeriesInstanceUID or a :attr:`SeriesInfo.key` (needed when the folder holds several
         series, or a series split into several stacks).
     allow_irregular, progress, cancel
-        As :func:`load_series`.
+        As :func:`load_series`; ``progress`` hears the header scan, then the slice reading.
 
     Raises
     ------
@@ -99,5 +99,5 @@ def read_dicom_folder(folder: str | Path, series_uid: str | None = None, *, allo
     SeriesGeometryError, DicomError
         As :func:`load_series`; also when the folder holds no DICOM image series.
     """
-    info = select_series(scan_dicom(folder, cancel=cancel), series_uid, folder)
+    info = select_series(scan_dicom(folder, progress=progress, cancel=cancel), series_uid, folder)
     return load_series(info, allow_irregular=allow_irregular, progress=progress, cancel=cancel)

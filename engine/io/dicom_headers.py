@@ -19,6 +19,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
 
 from engine.errors import DicomError
 from engine.items import WindowPreset
@@ -50,6 +51,7 @@ _NOT_IMAGES = {
 
 
 _TAGS = {k: tag_for_keyword(k) for k in HEADER_TAGS}
+_TAG_LIST = [Tag(k) for k in HEADER_TAGS]  # converted once, not on every dcmread
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"}  # ASCII only: no character set issue
 
 
@@ -248,7 +250,7 @@ def _open(path: Path) -> tuple[Dataset, tuple[int, int] | None]:
         raise DicomError("empty file (0 bytes)", path)
     try:
         with open(path, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=_TAG_LIST)
             return ds, _pixel_position(fh, ds)
     except InvalidDicomError as err:
         # Files without the 128-byte preamble (ACR-NEMA style) start with a group 0008 tag.
@@ -256,7 +258,7 @@ def _open(path: Path) -> tuple[Dataset, tuple[int, int] | None]:
             head = fh.read(4)
         if head[:2] in (b"\x08\x00", b"\x02\x00"):
             try:
-                return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS, force=True), None
+                return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAG_LIST, force=True), None
             except Exception as err2:  # noqa: BLE001 - any parse failure means "not readable DICOM"
                 raise DicomError(f"not a readable DICOM file ({err2})", path) from err2
         raise DicomError("not a DICOM file (no 'DICM' marker)", path) from err

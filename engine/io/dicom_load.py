@@ -258,13 +258,13 @@ def _rescale(stored: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, inf
                 out[z] += np.float32(intercepts[z])
         _report_nan(out, info)
         return out
-    lo = np.array([plane.min() for plane in stored], dtype=np.float64)
-    hi = np.array([plane.max() for plane in stored], dtype=np.float64)
+    if identity and stored.dtype in (np.uint8, np.int16, np.int32):
+        return stored
     if _is_integer(slopes) and _is_integer(intercepts):
+        lo = np.array([plane.min() for plane in stored], dtype=np.float64)
+        hi = np.array([plane.max() for plane in stored], dtype=np.float64)
         ends = np.concatenate([lo * slopes + intercepts, hi * slopes + intercepts])
         vmin, vmax = float(ends.min()), float(ends.max())
-        if identity and stored.dtype in (np.uint8, np.int16, np.int32):
-            return stored
         for target in (np.uint8, np.int16, np.int32):
             info_t = np.iinfo(target)
             if info_t.min <= vmin and vmax <= info_t.max and (target != np.uint8 or stored.dtype == np.uint8):

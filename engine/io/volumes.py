@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import zlib
 from pathlib import Path
 
@@ -63,13 +64,14 @@ def is_volume_source(path: str | Path) -> bool:
     if not path.is_dir():
         return _has_volume_suffix(path)
     looked = 0
-    for child in sorted(path.rglob("*")):
-        if child.is_file():
-            if _looks_like_dicom(child):
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if _looks_like_dicom(Path(dirpath) / name):
                 return True
             looked += 1
             if looked >= _MAX_PROBE:
-                break
+                return False
     return False
 
 

@@ -186,3 +186,10 @@ def test_pydicom_data_rt_dose_grid_against_simpleitk() -> None:
     np.testing.assert_allclose(v.direction.ravel(), ref.GetDirection())
     scaling = float(pydicom.dcmread(path).DoseGridScaling)
     np.testing.assert_allclose(v.array, sitk.GetArrayFromImage(ref) * scaling, rtol=1e-6)  # Gy
+
+
+def test_colour_images_are_listed_but_not_loaded() -> None:
+    [info] = scan_dicom(get_testdata_file("SC_rgb.dcm"))
+    assert any("colour" in p for p in info.problems)
+    with pytest.raises(DicomError, match="colour"):
+        load_series(info, allow_irregular=True)

@@ -107,6 +107,7 @@ def test_uneven_repeats_are_a_problem(tmp_path: Path) -> None:
     assert any(p.startswith("repeated slice positions") for p in info.problems)
 
 
+@pytest.mark.filterwarnings("ignore:End of file reached:UserWarning")  # pydicom on the broken file
 def test_stray_broken_and_empty_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     s = write_series(tmp_path, shape=(4, 8, 8))
     (tmp_path / "README.txt").write_text("not an image")
