@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.project is not None:
         window.run_action(lambda w: w.open_project(args.project, create=not (args.project / "project.sqlite").exists()))
+    else:
+        window.run_action(lambda w: w.check_recovery_at_start())
     return int(app.exec())
 
 

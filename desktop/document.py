@@ -199,6 +199,14 @@ class Document(QObject):
         self.itemsChanged.emit()
         return True
 
+    def autosave_store(self) -> bool:
+        """Autosave unsaved edits to the project store as a new version, keeping the item's status
+        (a "new" item becomes "corrected", as on an explicit save). Whether a version was written."""
+        if not self.modified or self.record is None:
+            return False
+        status = self.record.status if self.record.status != "new" else "corrected"
+        return self.save(status=status)
+
     def autosave_journal(self) -> bool:
         """Write unsaved edits to the recovery journal (cheap, atomic); whether anything was written."""
         if self.journal is None or self.record is None or self.editor is None or not self.modified:

@@ -244,14 +244,18 @@ class OpenFlows(_Base):
                          on_error=lambda _e: setattr(self, "_thumbs_running", False))
 
     # -- drag and drop -----------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+    def handle_drag_enter(self, event: QDragEnterEvent) -> None:
         if _paths(event.mimeData()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+    def handle_drop(self, event: QDropEvent) -> None:
         paths = _paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
+        if not paths:
+            return
+        event.acceptProposedAction()
+        if len(paths) == 1 and (paths[0] / "project.sqlite").is_file():
+            self.run_action(lambda w: w.open_project(paths[0]))
+        else:
             self.run_action(lambda w: w.open_paths(paths))
 
 

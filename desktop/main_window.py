@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QActionGroup, QCloseEvent
+from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from desktop.actions import all_actions, build_actions
@@ -38,7 +38,8 @@ __all__ = ["MainWindow"]
 
 _logger = logging.getLogger(__name__)
 
-AUTOSAVE_MS = 15000
+AUTOSAVE_MS = 15000  # recovery journal
+STORE_AUTOSAVE_MS = 120000  # a new version in the project store
 
 
 class MainWindow(OpenFlows, ModelFlows, QMainWindow):
@@ -78,6 +79,10 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
         self.autosave.setInterval(AUTOSAVE_MS)
         self.autosave.timeout.connect(self.autosave_now)
         self.autosave.start()
+        self.store_autosave = QTimer(self)
+        self.store_autosave.setInterval(int(settings.get("autosave_store_ms", STORE_AUTOSAVE_MS)))
+        self.store_autosave.timeout.connect(self.autosave_to_store)
+        self.store_autosave.start()
         self.setAcceptDrops(True)
         self.resize(1280, 820)
         self.init_model_flows()
@@ -296,6 +301,26 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
         except Exception as err:  # noqa: BLE001 - autosave trouble is shown, editing goes on
             self.notifier.error(err, context="Autosave")
 
+    def autosave_to_store(self) -> None:
+        """Save unsaved edits as a new version (status kept); errors are shown, the journal keeps the edits."""
+        if self.tools._stroke_open:  # noqa: SLF001 - never save half a stroke
+            return
+        try:
+            if self.document.autosave_store():
+                self.notifier.info("Autosaved.", 2000)
+        except Exception as err:  # noqa: BLE001
+            self.autosave_now()
+            self.notifier.error(err, context="Autosave")
+
+    def check_recovery_at_start(self) -> None:
+        """At start-up: offer to open a project that a crash left with unsaved edits."""
+        from desktop.recovery import pending_projects
+
+        for project in pending_projects(self.settings.recovery_dir):
+            if self.ask(f"Maskwright stopped with unsaved edits in {project}. Open it to recover them?"):
+                self.open_project(project)
+                return
+
     def mark(self, status: str) -> None:
         self.document.set_status(status)
         self.notifier.info(f"Marked {status}.")
@@ -303,6 +328,13 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
     def close_project(self) -> None:
         self.document.close_project()
         self._refresh_title()
+
+    # Qt virtuals must be defined on this class (PySide does not see them on the mixins)
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        self.handle_drag_enter(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        self.handle_drop(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         """Save, cancel and join workers, stop training, remember settings."""
@@ -312,6 +344,7 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
             self.autosave_now()
             self.notifier.error(err, context="Saving before closing (your edits are kept for recovery)")
         self.autosave.stop()
+        self.store_autosave.stop()
         self.stop_model_flows()
         self.jobs.shutdown()
         try:

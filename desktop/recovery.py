@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.fsutil import atomic_path
 
-__all__ = ["Journal", "JournalEntry"]
+__all__ = ["Journal", "JournalEntry", "pending_projects"]
 
 _logger = logging.getLogger(__name__)
 
@@ -79,3 +79,15 @@ class Journal:
         """The label map of an entry."""
         with np.load(entry.path) as z:
             return np.array(z["data"])
+
+
+def pending_projects(root: Path) -> list[Path]:
+    """Project folders whose journal holds unsaved edits (the next start offers them)."""
+    out = []
+    for folder in sorted(Path(root).glob("*")) if Path(root).is_dir() else []:
+        marker = folder / "project.txt"
+        if marker.is_file() and any(folder.glob("item-*.npz")):
+            project = Path(marker.read_text(encoding="utf-8").strip())
+            if project.is_dir():
+                out.append(project)
+    return out
