@@ -53,7 +53,8 @@ def select_series(series: list[SeriesInfo] | tuple[SeriesInfo, ...], wanted: str
         What a scan found.
     wanted
         A :attr:`SeriesInfo.key` or a SeriesInstanceUID; ``None`` is fine only when there is
-        exactly one series.
+        exactly one series. A key ``"<uid>#k"`` from a scan of a wider folder also finds its
+        series in a narrower source (one file) where that UID names exactly one series.
 
     Raises
     ------
@@ -68,6 +69,11 @@ def select_series(series: list[SeriesInfo] | tuple[SeriesInfo, ...], wanted: str
         matches = list(series)
     else:
         matches = [s for s in series if s.key == wanted] or [s for s in series if s.series_uid == wanted]
+        if not matches and "#" in wanted:
+            # a key from a wider scan ("<uid>#3") when this narrower source (one file, a sub-folder)
+            # holds only one stack of that series: the UID still names exactly one series here
+            uid_only = [s for s in series if s.series_uid == wanted.rpartition("#")[0]]
+            matches = uid_only if len(uid_only) == 1 else []
         if not matches:
             listing = "\n  ".join(s.summary() for s in series)
             raise DicomError(f"no series {wanted!r}; the series here are:\n  {listing}", folder)

@@ -162,3 +162,14 @@ def test_gantry_tilt_is_a_problem(tmp_path: Path) -> None:
     assert any("shifted in-plane" in p for p in info.problems), info.problems
     with pytest.raises(SeriesGeometryError, match="gantry tilt"):
         load_series(info)
+
+
+def test_key_from_a_folder_scan_finds_its_series_in_one_file(tmp_path: Path) -> None:
+    from tests.engine.io.dicom_synth import write_multiframe
+
+    uid = pydicom.uid.generate_uid()
+    write_series(tmp_path, prefix="A", shape=(3, 8, 8), series_uid=uid, modality="MR", extra={"EchoNumbers": 1})
+    m = write_multiframe(tmp_path / "mf.dcm", shape=(4, 8, 8), series_uid=uid)
+    keys = {s.num_slices: s.key for s in scan_dicom(tmp_path)}
+    assert keys[4].startswith(f"{uid}#")
+    assert read_dicom_folder(m.paths[0], keys[4]).shape == (4, 8, 8)
