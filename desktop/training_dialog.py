@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QProcess, Signal
+from PySide6.QtCore import QProcess, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout)
 
@@ -182,10 +182,10 @@ class TrainingDialog(QDialog):
         """Ask the trainer to stop (SIGTERM: it saves a resumable checkpoint), kill if it does not."""
         if self.running:
             assert self.process is not None
-            self.state.setText("Cancelling…")
-            self.process.terminate()
-            if not self.process.waitForFinished(15000):
-                self.process.kill()
+            self.state.setText("Cancelling… (the trainer saves a resumable checkpoint)")
+            proc = self.process
+            proc.terminate()
+            QTimer.singleShot(20000, lambda: proc.kill() if proc.state() != QProcess.ProcessState.NotRunning else None)
 
     def stop(self) -> None:
         """Window closing: stop the trainer and wait for it."""
