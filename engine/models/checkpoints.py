@@ -2,7 +2,7 @@
 
 Our own safetensors files say what they are in their metadata (``"format"``):
 
-- ``maskwright.cascade_clip``: a Cascade-CLIP head (:func:`engine.openvocab.cascade.save_head`);
+- ``maskwright.cascade_clip``: a Cascade-CLIP head (:func:`engine.openvocab.cascade_io.save_head`);
   its backbone is named in the head's config.
 - ``maskwright.open_clip_visual``: fine-tuned image-encoder weights
   (:func:`engine.openvocab.densevlm_convert.save_visual_weights`); the base model is named in

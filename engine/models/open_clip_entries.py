@@ -8,7 +8,7 @@ Loaders:
 - ``open_clip_visual``: image-encoder weights fine-tuned by our trainers (DenseVLM-style),
   stored in open_clip's ``visual.*`` layout, on top of ``entry.base``'s full model.
 - ``cascade_clip``: a Cascade-CLIP head file on top of its backbone (``entry.base`` or the
-  backbone named in the head), see :func:`engine.openvocab.cascade.load_cascade`.
+  backbone named in the head), see :func:`engine.openvocab.cascade_io.load_cascade`.
 - ``eva_clip``: a BAAI EVA-CLIP-layout checkpoint (DenseVLM's releases) converted on load into
   open_clip's ``EVA02-*`` model named by ``entry.config``.
 
@@ -171,6 +171,6 @@ def register_entries(catalog: Catalog) -> None:
 
 
 def _load_cascade(entry: ModelEntry, weights_path: Path, ctx: LoadContext) -> Any:
-    from engine.openvocab.cascade import load_cascade
+    from engine.openvocab.cascade_io import load_cascade
 
     return load_cascade(entry, weights_path, ctx)

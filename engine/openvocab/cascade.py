@@ -23,8 +23,7 @@ ZegCLIP). The mathematics is ported; the layout (batch-first, any grid) is ours.
 - **Layout fix**: the reference adds ``class_embedding`` to the CLS token twice (token and
   position); here it is added once, as in CLIP. With a zero ``class_embedding`` both agree.
 
-Checkpoints: safetensors of the head's parameters with the :class:`CascadeConfig` and the
-backbone name as JSON in the safetensors metadata (:func:`save_head` / :func:`load_head`).
+Checkpoints, the reference's checkpoints and the catalog loader: :mod:`engine.openvocab.cascade_io`.
 """
 
 from __future__ import annotations
@@ -33,37 +32,23 @@ import json
 import logging
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import ModelError, WeightsError
-
-if TYPE_CHECKING:
-    from engine.models.catalog import LoadContext, ModelEntry
+from engine.errors import ModelError
 
 __all__ = [
     "CascadeConfig",
     "CascadeHead",
     "CascadeCLIP",
     "CascadeFeatures",
-    "save_head",
-    "load_head",
     "combine_probabilities",
-    "checkpoint_filter_fn",
-    "CascadeBundle",
-    "load_cascade",
-    "FORMAT",
-    "VERSION",
+    "slide_probabilities",
 ]
 
 _logger = logging.getLogger(__name__)
-
-FORMAT = "maskwright.cascade_clip"
-VERSION = 1
 
 
 def _gaussian_init(n: int) -> torch.Tensor:
@@ -402,19 +387,77 @@ class CascadeCLIP(nn.Module):
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
+def slide_probabilities(
+    model: CascadeCLIP,
+    image: torch.Tensor,
+    text: torch.Tensor,
+    *,
+    window: int = 512,
+    stride: int = 426,
+    batch: int = 4,
+) -> torch.Tensor:
+    """Per-class probabilities of a whole photo by overlapping windows, as the reference infers.
+
+    mmseg's ``slide_inference`` grid: windows of ``window`` pixels every ``stride``, the last one
+    flush with the border; each window's mask logits are upsampled to the window, passed through
+    ``sigmoid``, summed into the photo and divided by the number of windows covering each pixel.
+    Windows are batched (the reference runs them one by one).
+
+    Parameters
+    ----------
+    model
+        The head on its backbone, in eval mode.
+    image
+        (3, H, W) float, normalised with the backbone's mean/std, any size (a photo smaller than
+        ``window`` is one window).
+    text
+        (C, dim) class text embeddings.
+    window, stride, batch
+        Window side and step in pixels (the paper: 512 / 426 at 512-pixel training), windows per
+        forward pass.
+
+    Returns
+    -------
+    torch.Tensor
+        (C, H, W) float32 probabilities in [0, 1], classes independent (not summing to 1).
+    """
+    if image.dim() != 3:
+        raise ValueError(f"image must be (3, H, W), not {tuple(image.shape)}")
+    _, h, w = image.shape
+    ch, cw = min(window, h), min(window, w)
+    rows = max(h - ch + stride - 1, 0) // stride + 1
+    cols = max(w - cw + stride - 1, 0) // stride + 1
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            y2, x2 = min(r * stride + ch, h), min(c * stride + cw, w)
+            boxes.append((max(y2 - ch, 0), y2, max(x2 - cw, 0), x2))
+    probs = image.new_zeros((text.shape[0], h, w), dtype=torch.float32)
+    count = image.new_zeros((1, h, w), dtype=torch.float32)
+    for start in range(0, len(boxes), batch):
+        chunk = boxes[start:start + batch]
+        crops = torch.stack([image[:, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+        window_probs = torch.sigmoid(model(crops, text).float())
+        for (y1, y2, x1, x2), p in zip(chunk, window_probs):
+            probs[:, y1:y2, x1:x2] += p
+            count[:, y1:y2, x1:x2] += 1
+    return probs / count
+
+
 def combine_probabilities(
-    cascade_logits: torch.Tensor, training_free_probs: torch.Tensor, *, weight: float = 0.5
+    cascade_probs: torch.Tensor, training_free_probs: torch.Tensor, *, weight: float = 0.5
 ) -> torch.Tensor:
     """Blend a Cascade-CLIP head with training-free dense CLIP, per pixel.
 
-    The head scores every class independently (sigmoid); the training-free scores are a softmax
-    over classes. The head's sigmoid scores are renormalised to sum to 1 over classes, then
+    The head scores every class independently (sigmoid probabilities, e.g. from
+    :func:`slide_probabilities`); the training-free scores are a softmax over classes. The head's
+    scores are renormalised to sum to 1 over classes, then
     ``weight * head + (1 - weight) * training_free``: a distribution over classes whose argmax is
     the head's at ``weight=1`` and the training-free one's at ``weight=0``.
 
     Parameters
     ----------
-    cascade_logits, training_free_probs
+    cascade_probs, training_free_probs
         (..., C, H, W) float tensors of the same shape, classes in the same order.
     weight
         Share of the head, in [0, 1].
@@ -422,148 +465,12 @@ def combine_probabilities(
     Returns
     -------
     torch.Tensor
-        (..., C, H, W) float probabilities summing to 1 over C.
+        (..., C, H, W) float32 probabilities summing to 1 over C.
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must lie in [0, 1], not {weight}")
-    if cascade_logits.shape != training_free_probs.shape:
-        raise ValueError(f"shapes differ: {tuple(cascade_logits.shape)} vs {tuple(training_free_probs.shape)}")
-    p = torch.sigmoid(cascade_logits.float())
+    if cascade_probs.shape != training_free_probs.shape:
+        raise ValueError(f"shapes differ: {tuple(cascade_probs.shape)} vs {tuple(training_free_probs.shape)}")
+    p = cascade_probs.float()
     p = p / p.sum(dim=-3, keepdim=True).clamp_min(1e-12)
     return weight * p + (1.0 - weight) * training_free_probs.float()
-
-
-# -- the reference's checkpoints (mmseg CascadeCLIP: backbone.* + decode_head.*) ------------------
-_REF_VISUAL = ("conv1.", "class_embedding", "positional_embedding", "ln_pre.", "transformer.", "ln_post.", "proj")
-
-
-def _convert_reference_head(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Reference ``backbone.*``/``decode_head.*`` keys -> :class:`CascadeHead` keys (pure).
-
-    The decoder layers' unused ``self_attn`` and ``norm1`` (inherited from
-    ``nn.TransformerDecoderLayer``, never called) are dropped.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key.startswith("backbone."):
-            k = key[len("backbone."):]
-            if k.startswith("prompt_") or k.startswith("deep_prompt_"):
-                out[k] = value
-            elif k.startswith("ln_layers."):
-                out["tap_norms." + k[len("ln_layers."):]] = value
-            elif k == "proj_layers":
-                out["tap_projs"] = value
-        elif key.startswith("decode_head."):
-            k = key[len("decode_head."):]
-            if k.startswith("weights_s"):
-                out[f"mix.{int(k[len('weights_s'):]) - 1}"] = value
-            elif k.startswith("q_projs."):
-                out[k] = value
-            elif k.startswith("cascade_decoders.") and ".self_attn." not in k and ".norm1." not in k:
-                out["decoders." + k[len("cascade_decoders."):].replace(".multihead_attn.", ".cross_attn.")] = value
-    return out
-
-
-def _convert_reference_visual(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Reference ``backbone.*`` CLIP keys -> open_clip ``VisionTransformer`` keys (pure).
-
-    The layouts agree (both are OpenAI CLIP's); only the prefix goes. The reference stores the
-    position embedding already resized to its training grid.
-    """
-    return {k[len("backbone."):]: v for k, v in state.items()
-            if k.startswith("backbone.") and k[len("backbone."):].startswith(_REF_VISUAL)
-            and not k.startswith("backbone.proj_layers")}
-
-
-def checkpoint_filter_fn(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Split a foreign Cascade-CLIP state dict into ``(head_state, visual_state)``.
-
-    Recognises the reference (mmseg) layout by its ``decode_head.cascade_decoders.`` keys; a
-    state dict already in our layout is returned as ``(state, {})``.
-    """
-    if "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if any(k.startswith("decode_head.cascade_decoders.") for k in state):
-        return _convert_reference_head(state), _convert_reference_visual(state)
-    return dict(state), {}
-
-
-def save_head(head: CascadeHead, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``head`` as safetensors with its config in the metadata (atomic).
-
-    ``extra`` (JSON-serialisable, e.g. the classes it was trained on, metrics) is stored too.
-    """
-    from safetensors.torch import save_file
-
-    from engine.fsutil import atomic_path
-
-    path = Path(path)
-    meta = {"format": FORMAT, "version": str(VERSION), "config": head.cfg.to_json(),
-            "extra": json.dumps(extra or {}, sort_keys=True)}
-    tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
-    with atomic_path(path, error=WeightsError) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return path
-
-
-def load_head(path: str | Path) -> tuple[CascadeHead, dict[str, Any]]:
-    """Read a head written by :func:`save_head` (strict); returns ``(head, extra)``.
-
-    Raises
-    ------
-    WeightsError
-        Not a Cascade-CLIP head file, a newer format version, or tensors that do not fit.
-    """
-    from safetensors import safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except FileNotFoundError as err:
-        raise WeightsError("Cascade-CLIP head file not found", path) from err
-    except Exception as err:  # safetensors raises its own error types
-        raise WeightsError(f"not a safetensors file ({err})", path) from err
-    if meta.get("format") != FORMAT:
-        raise WeightsError(f"not a Cascade-CLIP head (format {meta.get('format')!r})", path)
-    if int(meta.get("version", "0")) > VERSION:
-        raise WeightsError(f"head format version {meta['version']} is newer than this Maskwright ({VERSION})", path)
-    try:
-        cfg = CascadeConfig.from_json(meta["config"])
-        head = CascadeHead(cfg)
-        head.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise WeightsError(f"damaged Cascade-CLIP head: {err}", path) from err
-    return head.eval(), json.loads(meta.get("extra", "{}"))
-
-
-@dataclass
-class CascadeBundle:
-    """What the catalog's ``cascade_clip`` loader returns.
-
-    Attributes
-    ----------
-    clip
-        The full open_clip model of the backbone (its text tower embeds the class names).
-    model
-        ``CascadeCLIP(clip.visual, head)``, in eval mode.
-    extra
-        The metadata saved with the head (classes trained on, metrics...).
-    """
-
-    clip: nn.Module
-    model: CascadeCLIP
-    extra: dict[str, Any]
-
-
-def load_cascade(entry: ModelEntry, weights_path: Path, ctx: LoadContext) -> CascadeBundle:
-    """Catalog loader for ``architecture="cascade_clip"``: the head file plus its backbone.
-
-    The backbone is ``entry.base``, else the catalog name stored in the head's config.
-    """
-    head, extra = load_head(weights_path)
-    base = entry.base or head.cfg.backbone
-    clip = ctx.catalog.load(base, ctx.weights, device=ctx.device)
-    model = CascadeCLIP(clip.visual, head.to(ctx.device)).eval()
-    return CascadeBundle(clip=clip, model=model, extra=extra)

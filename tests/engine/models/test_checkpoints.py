@@ -15,7 +15,8 @@ from engine.errors import WeightsError
 from engine.models.catalog import FileSource, ModelEntry, default_catalog
 from engine.models.checkpoints import entry_for_checkpoint, read_metadata
 from engine.models.weights import WeightsManager
-from engine.openvocab.cascade import CascadeConfig, CascadeHead, save_head
+from engine.openvocab.cascade import CascadeConfig, CascadeHead
+from engine.openvocab.cascade_io import save_head
 from engine.openvocab.densevlm_convert import save_visual_weights
 
 TINY = dict(embed_dim=32, vision_cfg={"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},

@@ -16,9 +16,9 @@ from engine.openvocab.cascade import (
     CascadeConfig,
     CascadeHead,
     combine_probabilities,
-    load_head,
-    save_head,
+    slide_probabilities,
 )
+from engine.openvocab.cascade_io import load_head, save_head
 
 TINY = dict(
     embed_dim=32,
@@ -173,16 +173,50 @@ def test_backbone_mismatch_is_refused(clip: open_clip.CLIP) -> None:
 
 def test_combine_probabilities() -> None:
     torch.manual_seed(0)
-    logits = torch.randn(2, 4, 5, 6)
+    probs = torch.randn(2, 4, 5, 6).sigmoid()
     tf = torch.randn(2, 4, 5, 6).softmax(dim=1)
-    mixed = combine_probabilities(logits, tf, weight=0.3)
+    mixed = combine_probabilities(probs, tf, weight=0.3)
     assert torch.allclose(mixed.sum(dim=1), torch.ones(2, 5, 6), atol=1e-6)
-    assert torch.equal(combine_probabilities(logits, tf, weight=1.0).argmax(1), logits.argmax(1))
-    assert torch.allclose(combine_probabilities(logits, tf, weight=0.0), tf)
+    assert torch.equal(combine_probabilities(probs, tf, weight=1.0).argmax(1), probs.argmax(1))
+    assert torch.allclose(combine_probabilities(probs, tf, weight=0.0), tf)
     with pytest.raises(ValueError, match="weight"):
-        combine_probabilities(logits, tf, weight=1.5)
+        combine_probabilities(probs, tf, weight=1.5)
     with pytest.raises(ValueError, match="shapes"):
-        combine_probabilities(logits, tf[:, :3])
+        combine_probabilities(probs, tf[:, :3])
+
+
+def _reference_slide(model: CascadeCLIP, image: torch.Tensor, text: torch.Tensor, window: int,
+                     stride: int) -> torch.Tensor:
+    """mmseg's slide_inference, one window at a time (as Cascade-CLIP's encode_decode runs it)."""
+    _, h_img, w_img = image.shape
+    h_crop, w_crop = min(window, h_img), min(window, w_img)
+    h_grids = max(h_img - h_crop + stride - 1, 0) // stride + 1
+    w_grids = max(w_img - w_crop + stride - 1, 0) // stride + 1
+    preds = torch.zeros(text.shape[0], h_img, w_img)
+    count = torch.zeros(1, h_img, w_img)
+    for h_idx in range(h_grids):
+        for w_idx in range(w_grids):
+            y1, x1 = h_idx * stride, w_idx * stride
+            y2, x2 = min(y1 + h_crop, h_img), min(x1 + w_crop, w_img)
+            y1, x1 = max(y2 - h_crop, 0), max(x2 - w_crop, 0)
+            crop = image[None, :, y1:y2, x1:x2]
+            pred = torch.sigmoid(model(crop, text))[0]
+            preds += F.pad(pred, (x1, w_img - x2, y1, h_img - y2))
+            count[:, y1:y2, x1:x2] += 1
+    return preds / count
+
+
+def test_sliding_windows_match_the_reference_loop(clip: open_clip.CLIP) -> None:
+    model = _model(clip)
+    image = torch.randn(3, 56, 88)
+    text = _text(clip, ["cat", "dog", "sky"])
+    with torch.no_grad():
+        ours = slide_probabilities(model, image, text, window=32, stride=24, batch=3)
+        ref = _reference_slide(model, image, text, 32, 24)
+        small = slide_probabilities(model, image[:, :24, :16], text, window=32, stride=24)
+    assert ours.shape == (3, 56, 88) and torch.allclose(ours, ref, atol=1e-6)
+    assert ((ours >= 0) & (ours <= 1)).all()
+    assert small.shape == (3, 24, 16)
 
 
 def test_catalog_loads_a_head_with_its_backbone(tmp_path: Path, clip: open_clip.CLIP) -> None:

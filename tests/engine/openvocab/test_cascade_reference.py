@@ -15,7 +15,8 @@ import open_clip
 import torch
 from safetensors import safe_open
 
-from engine.openvocab.cascade import CascadeCLIP, CascadeConfig, CascadeHead, checkpoint_filter_fn
+from engine.openvocab.cascade import CascadeCLIP, CascadeConfig, CascadeHead
+from engine.openvocab.cascade_io import checkpoint_filter_fn
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cascade_reference.safetensors"
 
