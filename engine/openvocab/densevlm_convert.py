@@ -164,31 +164,16 @@ def load_eva_clip_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     nn.Module
         ``model``, in eval mode.
     """
+    from engine.models.weights import read_state_dict
+
     path = Path(path)
-    raw = _raw_state(path)
+    raw = read_state_dict(path)  # safetensors or weights_only torch.load; unwraps {"state_dict": ...}
     try:
         state = checkpoint_filter_fn(raw)
     except ValueError as err:
         raise WeightsError(str(err), path) from err
     _strict_load(model, state, path, type(model).__name__)
     return model.eval()
-
-
-def _raw_state(path: Path) -> dict[str, Any]:
-    """The file's top-level mapping, read without unpickling arbitrary objects."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return dict(load_file(str(path), device="cpu"))
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as err:
-        raise WeightsError("checkpoint not found", path) from err
-    except Exception as err:  # pickle / safetensors errors have no common base
-        raise WeightsError(f"cannot read the checkpoint ({type(err).__name__}: {err})", path) from err
-    if not isinstance(obj, Mapping):
-        raise WeightsError("the checkpoint does not hold a state dict", path)
-    return dict(obj)
 
 
 def save_visual_weights(model: nn.Module, path: str | Path, *, metadata: Mapping[str, Any] | None = None) -> Path:
