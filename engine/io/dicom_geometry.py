@@ -75,7 +75,7 @@ def _unknown_geometry(slices: Sequence[SliceHeader]) -> StackGeometry:
     order = sorted(range(len(slices)), key=lambda i: (slices[i].instance_number or 0, slices[i].frame or 0))
     first = slices[order[0]]
     sy, sx = first.pixel_spacing or (1.0, 1.0)
-    sz = first.spacing_between or first.thickness or 1.0
+    sz = abs(first.spacing_between or first.thickness or 1.0)
     return StackGeometry(tuple(order), (sx, sy, sz), (0.0, 0.0, 0.0), np.eye(3),
                          np.arange(len(slices), dtype=np.float64) * sz,
                          ("no ImagePositionPatient/ImageOrientationPatient in the headers: the patient "
@@ -115,7 +115,7 @@ def stack_geometry(slices: Sequence[SliceHeader]) -> StackGeometry:
         problems.append("no PixelSpacing in the headers (1 mm assumed)")
     n = len(slices)
     if n == 1:
-        sz = first.spacing_between or first.thickness or 1.0
+        sz = abs(first.spacing_between or first.thickness or 1.0)
     else:
         steps = np.diff(along)
         repeated = int(np.sum(steps < _REPEAT_MM))

@@ -15,29 +15,26 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataelem import RawDataElement
-from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import Tag
 
 from engine.errors import DicomError
+from engine.io.dicom_values import (
+    HEADER_TAGS,
+    TAG_LIST,
+    FastHeader,
+    as_float,
+    as_floats,
+    as_int,
+    as_text,
+    as_time,
+)
 from engine.items import WindowPreset
 
 __all__ = ["SliceHeader", "read_headers", "HEADER_TAGS"]
 
 _logger = logging.getLogger(__name__)
 
-HEADER_TAGS = [
-    "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "StudyInstanceUID",
-    "FrameOfReferenceUID", "SeriesDescription", "SeriesNumber", "Rows", "Columns", "NumberOfFrames",
-    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
-    "SpacingBetweenSlices", "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth",
-    "WindowCenterWidthExplanation", "InstanceNumber", "AcquisitionNumber", "EchoNumbers", "ImageType",
-    "TemporalPositionIdentifier", "TriggerTime", "AcquisitionTime", "ContentTime", "SamplesPerPixel",
-    "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "GridFrameOffsetVector",
-    "BitsAllocated", "BitsStored", "PixelRepresentation", "DoseGridScaling",
-]
 _NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit / explicit VR little endian
 _PIXEL_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
 
@@ -48,50 +45,6 @@ _NOT_IMAGES = {
     "1.2.840.10008.5.1.4.1.1.481.3": "an RT structure set",
     "1.2.840.10008.5.1.4.1.1.11.1": "a presentation state",
 }
-
-
-_TAGS = {k: tag_for_keyword(k) for k in HEADER_TAGS}
-_TAG_LIST = [Tag(k) for k in HEADER_TAGS]  # converted once, not on every dcmread
-_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"}  # ASCII only: no character set issue
-
-
-class _FastHeader:
-    """``get(keyword)`` on a freshly read dataset without pydicom's value conversion.
-
-    pydicom converts and validates every value it is asked for, which costs more than reading
-    the file. For the plain ASCII value types this reads the raw bytes as text (multi-values
-    keep their backslashes); everything else (sequences, person names, free text in a
-    character set) goes through pydicom as usual.
-    """
-
-    def __init__(self, ds: Dataset) -> None:
-        self.ds = ds
-        encoding = getattr(ds, "original_encoding", (False, True))
-        self.byteorder = "little" if encoding[1] is not False else "big"
-
-    def get(self, keyword: str, default: object = None) -> object:
-        tag = _TAGS.get(keyword)
-        if tag is None:
-            return self.ds.get(keyword, default)
-        try:
-            elem = self.ds.get_item(tag)
-        except KeyError:
-            return default
-        if elem is None:
-            return default
-        if isinstance(elem, RawDataElement):
-            vr = elem.VR or dictionary_VR(tag)
-            raw = elem.value
-            if raw is None or raw == b"":
-                return default
-            if vr == "US":
-                return int.from_bytes(raw[:2], self.byteorder)  # type: ignore[arg-type]
-            if vr in _TEXT_VRS:
-                text = raw.decode("latin-1").strip(" \x00")
-                return text if text else default
-            return self.ds.get(keyword, default)
-        value = elem.value
-        return default if value is None or value == "" else value
 
 
 @dataclass(frozen=True)
@@ -156,65 +109,14 @@ class SliceHeader:
     bits_stored: int = 0
 
 
-def _floats(value: object, n: int) -> tuple[float, ...] | None:
-    """The first ``n`` floats (all when ``n`` is 0) of a multi-valued DS, ``None`` when absent or malformed."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = value.split("\\")
-    try:
-        vals = tuple(float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
-                                        else [value]))
-    except (TypeError, ValueError):
-        return None
-    vals = vals[:n] if n else vals
-    if len(vals) < n or not all(np.isfinite(vals)):
-        return None
-    return vals
-
-
-def _float(value: object, default: float | None = None) -> float | None:
-    vals = _floats(value, 1)
-    return vals[0] if vals else default
-
-
-def _int(value: object) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        try:
-            return int(float(str(value).split("\\")[0]))
-        except ValueError:
-            return None
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
-
-
-def _time(value: object) -> float:
-    """HHMMSS.frac as seconds (0 when absent)."""
-    text = _text(value)
-    try:
-        return float(text[:2] or 0) * 3600 + float(text[2:4] or 0) * 60 + float(text[4:] or 0)
-    except ValueError:
-        return 0.0
-
-
-def _windows(ds: Dataset | _FastHeader) -> tuple[WindowPreset, ...]:
-    centers = _floats(ds.get("WindowCenter"), 1)
-    widths = _floats(ds.get("WindowWidth"), 1)
+def _windows(ds: Dataset | FastHeader) -> tuple[WindowPreset, ...]:
+    centers = as_floats(ds.get("WindowCenter"), 1)
+    widths = as_floats(ds.get("WindowWidth"), 1)
     if centers is None or widths is None:
         return ()
-    centers_all = _floats(ds.get("WindowCenter"), 0) or ()
-    widths_all = _floats(ds.get("WindowWidth"), 0) or ()
-    names = _text(ds.get("WindowCenterWidthExplanation")).split("\\")
+    centers_all = as_floats(ds.get("WindowCenter"), 0) or ()
+    widths_all = as_floats(ds.get("WindowWidth"), 0) or ()
+    names = as_text(ds.get("WindowCenterWidthExplanation")).split("\\")
     out = []
     for i, (c, w) in enumerate(zip(centers_all, widths_all)):
         name = names[i].strip() if i < len(names) and names[i].strip() else f"window {i + 1}"
@@ -223,7 +125,7 @@ def _windows(ds: Dataset | _FastHeader) -> tuple[WindowPreset, ...]:
     return tuple(out)
 
 
-def _item(ds: Dataset | _FastHeader | None, seq: str) -> Dataset | None:
+def _item(ds: Dataset | FastHeader | None, seq: str) -> Dataset | None:
     """The first item of sequence ``seq`` in ``ds``, or ``None``."""
     if ds is None:
         return None
@@ -250,7 +152,7 @@ def _open(path: Path) -> tuple[Dataset, tuple[int, int] | None]:
         raise DicomError("empty file (0 bytes)", path)
     try:
         with open(path, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=_TAG_LIST)
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=TAG_LIST)
             return ds, _pixel_position(fh, ds)
     except InvalidDicomError as err:
         # Files without the 128-byte preamble (ACR-NEMA style) start with a group 0008 tag.
@@ -258,7 +160,7 @@ def _open(path: Path) -> tuple[Dataset, tuple[int, int] | None]:
             head = fh.read(4)
         if head[:2] in (b"\x08\x00", b"\x02\x00"):
             try:
-                return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAG_LIST, force=True), None
+                return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=TAG_LIST, force=True), None
             except Exception as err2:  # noqa: BLE001 - any parse failure means "not readable DICOM"
                 raise DicomError(f"not a readable DICOM file ({err2})", path) from err2
         raise DicomError("not a DICOM file (no 'DICM' marker)", path) from err
@@ -296,71 +198,71 @@ def read_headers(path: str | Path) -> list[SliceHeader]:
     sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
     if sop_class in _NOT_IMAGES:
         raise DicomError(f"{_NOT_IMAGES[sop_class]}, not an image", path)
-    fast = _FastHeader(ds)
-    rows, cols = _int(fast.get("Rows")), _int(fast.get("Columns"))
+    fast = FastHeader(ds)
+    rows, cols = as_int(fast.get("Rows")), as_int(fast.get("Columns"))
     if not rows or not cols:
         raise DicomError("no image in this DICOM file (no Rows/Columns)", path)
     try:
         return _slices(path, fast, sop_class, rows, cols, pixels)
     except DicomError:
         raise
-    except Exception as err:  # noqa: BLE001 - malformed values deep in functional groups
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as err:  # malformed values
         raise DicomError(f"damaged DICOM header ({type(err).__name__}: {err})", path) from err
 
 
-def _native_layout(ds: _FastHeader, pixels: tuple[int, int] | None, n_frames: int, rows: int,
+def _native_layout(ds: FastHeader, pixels: tuple[int, int] | None, n_frames: int, rows: int,
                    cols: int) -> tuple[int | None, str, int]:
     """``(offset of frame 1, dtype, bits stored)`` when pixels can be read straight from the file."""
-    allocated, signed = _int(ds.get("BitsAllocated")), _int(ds.get("PixelRepresentation")) or 0
-    samples = _int(ds.get("SamplesPerPixel")) or 1
+    allocated, signed = as_int(ds.get("BitsAllocated")), as_int(ds.get("PixelRepresentation")) or 0
+    samples = as_int(ds.get("SamplesPerPixel")) or 1
     if pixels is None or samples != 1 or allocated not in (8, 16, 32):
         return None, "", 0
     dtype = f"<{'i' if signed else 'u'}{allocated // 8}"
     if pixels[1] < n_frames * rows * cols * (allocated // 8):
         return None, "", 0  # short pixel data: the loader's careful path reports it
-    return pixels[0], dtype, _int(ds.get("BitsStored")) or allocated
+    return pixels[0], dtype, as_int(ds.get("BitsStored")) or allocated
 
 
-def _slices(path: Path, ds: _FastHeader, sop_class: str, rows: int, cols: int,
+def _slices(path: Path, ds: FastHeader, sop_class: str, rows: int, cols: int,
             pixels: tuple[int, int] | None) -> list[SliceHeader]:
-    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    n_frames = as_int(ds.get("NumberOfFrames")) or 1
     offset0, pixel_dtype, bits_stored = _native_layout(ds, pixels, n_frames, rows, cols)
     frame_bytes = rows * cols * (int(pixel_dtype[2:]) if pixel_dtype else 0)
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     if per_frame and len(per_frame) != n_frames:
         raise DicomError(f"{len(per_frame)} per-frame groups for {n_frames} frames", path)
-    base_position = _floats(ds.get("ImagePositionPatient"), 3)
-    base_orient = _floats(ds.get("ImageOrientationPatient"), 6)
-    offsets = _floats(ds.get("GridFrameOffsetVector"), n_frames) if n_frames > 1 else None
+    base_position = as_floats(ds.get("ImagePositionPatient"), 3)
+    base_orient = as_floats(ds.get("ImageOrientationPatient"), 6)
+    offsets = as_floats(ds.get("GridFrameOffsetVector"), n_frames) if n_frames > 1 else None
     common = dict(
         path=path, sop_uid=str(ds.get("SOPInstanceUID", "")), sop_class=sop_class,
         series_uid=str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{path}",
         study_uid=str(ds.get("StudyInstanceUID", "")),
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-        modality=_text(ds.get("Modality")), description=_text(ds.get("SeriesDescription")),
-        series_number=_int(ds.get("SeriesNumber")), rows=rows, cols=cols,
-        samples=_int(ds.get("SamplesPerPixel")) or 1,
-        instance_number=_int(ds.get("InstanceNumber")),
+        modality=as_text(ds.get("Modality")), description=as_text(ds.get("SeriesDescription")),
+        series_number=as_int(ds.get("SeriesNumber")), rows=rows, cols=cols,
+        samples=as_int(ds.get("SamplesPerPixel")) or 1,
+        instance_number=as_int(ds.get("InstanceNumber")),
     )
-    image_type = "\\".join(_text(ds.get("ImageType")).split("\\")[2:])
-    acq = float(_int(ds.get("AcquisitionNumber")) or 0)
-    base_order = (acq, float(_int(ds.get("TemporalPositionIdentifier")) or 0), _float(ds.get("TriggerTime"), 0.0) or 0.0,
-                  _time(ds.get("AcquisitionTime")) or _time(ds.get("ContentTime")),
+    image_type = "\\".join(as_text(ds.get("ImageType")).split("\\")[2:])
+    acq = float(as_int(ds.get("AcquisitionNumber")) or 0)
+    base_order = (acq, float(as_int(ds.get("TemporalPositionIdentifier")) or 0), as_float(ds.get("TriggerTime"), 0.0) or 0.0,
+                  as_time(ds.get("AcquisitionTime")) or as_time(ds.get("ContentTime")),
                   float(common["instance_number"] or 0))
     out = []
     for f in range(n_frames):
         frame = per_frame[f] if per_frame else None
         position = base_position
         orientation = base_orient
-        spacing = _floats(ds.get("PixelSpacing"), 2)
-        thickness = _float(ds.get("SliceThickness"))
-        spacing_between = _float(ds.get("SpacingBetweenSlices"))
-        slope = _float(ds.get("RescaleSlope")) or _float(ds.get("DoseGridScaling"), 1.0)  # RT dose: Gy
-        intercept = _float(ds.get("RescaleIntercept"), 0.0)
+        spacing = as_floats(ds.get("PixelSpacing"), 2)
+        thickness = as_float(ds.get("SliceThickness"))
+        spacing_between = as_float(ds.get("SpacingBetweenSlices"))
+        slope = as_float(ds.get("RescaleSlope")) or as_float(ds.get("DoseGridScaling"), 1.0)  # RT dose: Gy
+        intercept = as_float(ds.get("RescaleIntercept"), 0.0)
         windows = _windows(ds)
-        echo = _text(ds.get("EchoNumbers"))
-        temporal = _text(ds.get("TemporalPositionIdentifier"))
+        echo = as_text(ds.get("EchoNumbers"))
+        temporal = as_text(ds.get("TemporalPositionIdentifier"))
         frame_type = image_type
         stack_id = ""
         order = base_order
@@ -375,26 +277,26 @@ def _slices(path: Path, ds: _FastHeader, sop_class: str, rows: int, cols: int,
             ftype = (_group(frame, shared, "MRImageFrameTypeSequence")
                      or _group(frame, shared, "CTImageFrameTypeSequence"))
             if pos is not None:
-                position = _floats(pos.get("ImagePositionPatient"), 3) or position
+                position = as_floats(pos.get("ImagePositionPatient"), 3) or position
             if ori is not None:
-                orientation = _floats(ori.get("ImageOrientationPatient"), 6) or orientation
+                orientation = as_floats(ori.get("ImageOrientationPatient"), 6) or orientation
             if meas is not None:
-                spacing = _floats(meas.get("PixelSpacing"), 2) or spacing
-                thickness = _float(meas.get("SliceThickness"), thickness)
-                spacing_between = _float(meas.get("SpacingBetweenSlices"), spacing_between)
+                spacing = as_floats(meas.get("PixelSpacing"), 2) or spacing
+                thickness = as_float(meas.get("SliceThickness"), thickness)
+                spacing_between = as_float(meas.get("SpacingBetweenSlices"), spacing_between)
             if pvt is not None:
-                slope = _float(pvt.get("RescaleSlope"), slope) or slope
-                intercept = _float(pvt.get("RescaleIntercept"), intercept)
+                slope = as_float(pvt.get("RescaleSlope"), slope) or slope
+                intercept = as_float(pvt.get("RescaleIntercept"), intercept)
             if voi is not None and _windows(voi):
                 windows = _windows(voi)
             if mr_echo is not None and mr_echo.get("EffectiveEchoTime") is not None:
-                echo = f"TE {_float(mr_echo.get('EffectiveEchoTime'), 0.0):g}"
+                echo = f"TE {as_float(mr_echo.get('EffectiveEchoTime'), 0.0):g}"
             if ftype is not None and ftype.get("FrameType"):
                 frame_type = "\\".join(str(v) for v in list(ftype.FrameType)[2:])
             if content is not None:
-                stack_id = _text(content.get("StackID"))
-                temporal = _text(content.get("TemporalPositionIndex")) or temporal
-                order = (*base_order[:1], float(_int(content.get("TemporalPositionIndex")) or 0), *base_order[2:])
+                stack_id = as_text(content.get("StackID"))
+                temporal = as_text(content.get("TemporalPositionIndex")) or temporal
+                order = (*base_order[:1], float(as_int(content.get("TemporalPositionIndex")) or 0), *base_order[2:])
         elif offsets is not None and position is not None and orientation is not None:
             normal = np.cross(orientation[:3], orientation[3:6])
             position = tuple(float(v) for v in np.asarray(position) + offsets[f] * normal)

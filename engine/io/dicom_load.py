@@ -171,23 +171,32 @@ def _read_direct(info: SeriesInfo, progress: Progress | None, cancel: CancelToke
     stored = np.empty((info.num_slices, info.rows, info.cols), dtype=np.dtype(first.pixel_dtype))
     nbytes = stored[0].nbytes
     allocated = stored.dtype.itemsize * 8
-    for z, s in enumerate(info.slices):
-        if z % 16 == 0:
-            check_cancelled(cancel)
-            report(progress, z, info.num_slices, "reading DICOM slices")
-        plane = stored[z]
-        try:
-            with open(s.path, "rb") as fh:
+    fh = None
+    try:
+        for z, s in enumerate(info.slices):
+            if z % 16 == 0:
+                check_cancelled(cancel)
+                report(progress, z, info.num_slices, "reading DICOM slices")
+            plane = stored[z]
+            try:
+                if fh is None or fh.name != str(s.path):  # frames of one multi-frame file share a handle
+                    if fh is not None:
+                        fh.close()
+                    fh = open(s.path, "rb")  # noqa: SIM115 - closed in finally or on the next file
                 fh.seek(s.pixel_offset)  # type: ignore[arg-type]
                 got = fh.readinto(memoryview(plane).cast("B"))
-        except FileNotFoundError as err:
-            raise DicomError("the file disappeared since the folder was scanned", s.path) from err
-        except OSError as err:
-            raise DicomError(f"cannot read the file: {err.strerror or err}", s.path) from err
-        if got != nbytes:
-            raise DicomError(f"pixel data is truncated: {got} of {nbytes} bytes for frame {s.frame or 1}", s.path)
-        if s.bits_stored < allocated:
-            _fix_bits(plane, allocated, s.bits_stored)
+            except FileNotFoundError as err:
+                raise DicomError("the file disappeared since the folder was scanned", s.path) from err
+            except OSError as err:
+                raise DicomError(f"cannot read the file: {err.strerror or err}", s.path) from err
+            if got != nbytes:
+                raise DicomError(f"pixel data is truncated: {got} of {nbytes} bytes for frame {s.frame or 1}",
+                                 s.path)
+            if s.bits_stored < allocated:
+                _fix_bits(plane, allocated, s.bits_stored)
+    finally:
+        if fh is not None:
+            fh.close()
     report(progress, info.num_slices, info.num_slices, "reading DICOM slices")
     return stored
 
