@@ -118,7 +118,8 @@ class MCANetMeta:
     threshold
         Probability threshold of sigmoid models (mmseg's default 0.3).
     feature_size, image_size
-        Head settings (see :class:`~engine.medical.mca_head.MCAHead`).
+        Head settings (see :class:`~engine.medical.mca_head.MCAHead`); ``image_size=None`` means
+        the variant's own (128 for T/S/B, as in the official configs).
     format_version, engine_version
         Of the file.
     description
@@ -137,7 +138,7 @@ class MCANetMeta:
     tile_size: tuple[int, int] = (512, 512)
     threshold: float = 0.3
     feature_size: str = "fixed"
-    image_size: int = 128
+    image_size: int | None = None
     format_version: int = FORMAT_VERSION
     engine_version: str = __version__
     description: str = ""
@@ -199,8 +200,9 @@ def softmax_classes(names: list[str] | tuple[str, ...], ids: list[int] | None = 
 
 def build_model(meta: MCANetMeta) -> MCANet:
     """An MCANet with random weights shaped as ``meta`` says."""
+    extra = {} if meta.image_size is None else {"image_size": meta.image_size}
     return create_mcanet(meta.variant, out_channels=meta.out_channels, in_channels=meta.in_channels,
-                         feature_size=meta.feature_size, image_size=meta.image_size)
+                         feature_size=meta.feature_size, **extra)
 
 
 def save_mcanet_checkpoint(path: str | Path, model: MCANet, meta: MCANetMeta) -> None:

@@ -55,7 +55,7 @@ DEFAULT_PHOTO_MODEL = "ViT-B-16-quickgelu.openai"
 
 # Modules that add entries (and loaders) to the default catalog, each with
 # ``register_entries(catalog: Catalog) -> None``. Add one line per model family.
-ENTRY_MODULES: tuple[str, ...] = ("engine.models.open_clip_entries",)
+ENTRY_MODULES: tuple[str, ...] = ("engine.models.open_clip_entries", "engine.medical.catalog_entries")
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,8 @@ def split_name(name: str) -> tuple[str, str]:
     family, dot, tag = name.partition(".")
     if not dot or not family or not tag:
         raise ValueError(f"model name {name!r} is not of the form family.tag")
+    if any(ch in name for ch in '/\\:*?"<>|') or name != name.strip() or ".." in name:
+        raise ValueError(f"model name {name!r} may not contain path characters (it names a folder)")
     return family, tag
 
 
