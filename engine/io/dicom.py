@@ -105,5 +105,10 @@ def read_dicom_folder(folder: str | Path, series_uid: str | None = None, *, allo
     SeriesGeometryError, DicomError
         As :func:`load_series`; also when the folder holds no DICOM image series.
     """
-    info = select_series(scan_dicom(folder, progress=progress, cancel=cancel), series_uid, folder)
+    scan = scan_folder(folder, progress=progress, cancel=cancel)
+    if not scan.series and scan.skipped:
+        path, reason = scan.skipped[0]
+        raise DicomError(f"no DICOM image series found ({len(scan.skipped)} file(s) skipped; {path.name}: {reason})",
+                         folder)
+    info = select_series(scan.series, series_uid, folder)
     return load_series(info, allow_irregular=allow_irregular, progress=progress, cancel=cancel)

@@ -66,8 +66,9 @@ class SliceHeader:
     slope, intercept
         The modality rescale (1, 0 when absent).
     echo, image_type, temporal, stack_id
-        What tells stacks of one series apart (echo number or time, ImageType/FrameType values
-        after the first two, temporal position, enhanced StackID), as strings, "" when absent.
+        What tells stacks of one series apart (echo number or time; ImageType value 3 plus any
+        magnitude/phase/real/imaginary marker, or the enhanced FrameType values after the first
+        two; temporal position; enhanced StackID), as strings, "" when absent.
     order
         Sort key giving acquisition order (acquisition number, temporal position, trigger time,
         acquisition time, instance number, frame); used to split repeated positions into stacks.
@@ -210,6 +211,20 @@ def read_headers(path: str | Path) -> list[SliceHeader]:
         raise DicomError(f"damaged DICOM header ({type(err).__name__}: {err})", path) from err
 
 
+_COMPLEX_PARTS = {"M", "P", "R", "I", "MAGNITUDE", "PHASE", "REAL", "IMAGINARY", "PHASE MAP"}
+
+
+def _image_kind(values: list[str]) -> str:
+    """What of a classic ImageType tells stacks apart: value 3 and any magnitude/phase marker.
+
+    Later values vary within one volume on some scanners (a CT adding "HELIX" to some slices),
+    so they are not used, except the complex-part markers that separate magnitude from phase.
+    """
+    values = [v.strip().upper() for v in values]
+    parts = values[2:3] + [v for v in values[3:] if v in _COMPLEX_PARTS]
+    return "\\".join(parts)
+
+
 def _native_layout(ds: FastHeader, pixels: tuple[int, int] | None, n_frames: int, rows: int,
                    cols: int) -> tuple[int | None, str, int]:
     """``(offset of frame 1, dtype, bits stored)`` when pixels can be read straight from the file."""
@@ -245,7 +260,7 @@ def _slices(path: Path, ds: FastHeader, sop_class: str, rows: int, cols: int,
         samples=as_int(ds.get("SamplesPerPixel")) or 1,
         instance_number=as_int(ds.get("InstanceNumber")),
     )
-    image_type = "\\".join(as_text(ds.get("ImageType")).split("\\")[2:])
+    image_type = _image_kind(as_text(ds.get("ImageType")).split("\\"))
     acq = float(as_int(ds.get("AcquisitionNumber")) or 0)
     base_order = (acq, float(as_int(ds.get("TemporalPositionIdentifier")) or 0), as_float(ds.get("TriggerTime"), 0.0) or 0.0,
                   as_time(ds.get("AcquisitionTime")) or as_time(ds.get("ContentTime")),

@@ -9,7 +9,8 @@ How files become series (the decision, in order):
 2. Slices are grouped by SeriesInstanceUID, then split by geometry (orientation, rows/columns,
    pixel spacing, samples per pixel): a volume needs one grid.
 3. Then split by *stack*: echo (EchoNumbers, or EffectiveEchoTime of enhanced frames), image
-   type (ImageType / FrameType values after ORIGINAL/PRIMARY, e.g. magnitude vs phase),
+   type (ImageType value 3 plus magnitude/phase/real/imaginary markers, or enhanced FrameType
+   values 3 and 4: e.g. magnitude vs phase, a localizer among axial slices),
    temporal position (TemporalPositionIdentifier / TemporalPositionIndex) and enhanced StackID.
    Each stack is a 3D volume; Maskwright annotates 3D volumes, so a 4D series becomes one entry
    per time point / echo / image type, which the person can pick from.

@@ -173,3 +173,27 @@ def test_key_from_a_folder_scan_finds_its_series_in_one_file(tmp_path: Path) -> 
     keys = {s.num_slices: s.key for s in scan_dicom(tmp_path)}
     assert keys[4].startswith(f"{uid}#")
     assert read_dicom_folder(m.paths[0], keys[4]).shape == (4, 8, 8)
+
+
+def test_image_type_splits_phase_and_localizer_but_not_extra_flags(tmp_path: Path) -> None:
+    uid = pydicom.uid.generate_uid()
+    s = write_series(tmp_path / "ct", shape=(4, 8, 8), series_uid=uid, extra={"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]})
+    ds = pydicom.dcmread(s.paths[1])
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "HELIX"]  # some scanners flag some slices
+    ds.save_as(s.paths[1])
+    write_series(tmp_path / "ct", prefix="LOC", shape=(1, 8, 8), series_uid=uid, origin=(0.0, 0.0, 500.0),
+                 extra={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]})
+    series = scan_dicom(tmp_path / "ct")
+    assert sorted((s.num_slices, s.problems) for s in series) == [(1, ()), (4, ())]
+    uid2 = pydicom.uid.generate_uid()
+    write_series(tmp_path / "mr", prefix="M", shape=(3, 8, 8), series_uid=uid2, modality="MR",
+                 extra={"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]})
+    write_series(tmp_path / "mr", prefix="P", shape=(3, 8, 8), series_uid=uid2, modality="MR",
+                 extra={"ImageType": ["ORIGINAL", "PRIMARY", "P", "ND"]})
+    assert [s.stack for s in scan_dicom(tmp_path / "mr")] == ["image type M", "image type P"]
+
+
+def test_folder_of_non_dicom_files_says_why(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DicomError, match="notes.txt: not a DICOM file"):
+        read_dicom_folder(tmp_path)
