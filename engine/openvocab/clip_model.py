@@ -144,6 +144,7 @@ class ClipModel:
         grid = getattr(visual, "grid_size", None)
         self.native_grid = (int(grid[0]), int(grid[1])) if grid is not None else (math.isqrt(n), math.isqrt(n))
         self._pos_cache: dict[tuple[int, int, str, torch.device, torch.dtype], torch.Tensor] = {}
+        self._low_precision: dict[torch.dtype, nn.Module] = {}
 
     @property
     def key(self) -> str:
@@ -163,7 +164,25 @@ class ClipModel:
         """Move the model to ``device`` (in place) and return self."""
         self.model.to(device)
         self._pos_cache.clear()
+        self._low_precision.clear()
         return self
+
+    def visual_in(self, dtype: torch.dtype) -> nn.Module:
+        """The image tower with weights in ``dtype``: the model's own for fp32, else a cached copy.
+
+        Running bf16 weights directly is how bf16 runs on CPU (autocast there re-casts every
+        weight at every call and is several times slower).
+        """
+        visual = self.model.visual
+        if dtype == visual.conv1.weight.dtype:
+            return visual
+        copy = self._low_precision.get(dtype)
+        if copy is None:
+            import copy as _copy
+
+            copy = _copy.deepcopy(visual).to(dtype).eval()
+            self._low_precision[dtype] = copy
+        return copy
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` float RGB in 0..1 -> the model's normalised input (same shape)."""

@@ -183,14 +183,15 @@ def _pad_size(h: int, w: int, patch: int) -> tuple[int, int, int, int]:
     return lr // 2, lr - lr // 2, tb // 2, tb - tb // 2
 
 
-def _autocast(clip: ClipModel, precision: str) -> torch.autocast | None:
+def _low_precision(clip: ClipModel, precision: str) -> tuple[torch.dtype | None, bool]:
+    """``(dtype, autocast?)``: autocast on GPUs; on CPU bf16 runs a bf16 copy of the weights."""
     from engine.models.device import autocast_dtype
 
     try:
         dtype = autocast_dtype(clip.device, precision)
     except ValueError as err:
         raise ModelError(str(err)) from err
-    return None if dtype is None else torch.autocast(device_type=clip.device.type, dtype=dtype)
+    return dtype, clip.device.type != "cpu"
 
 
 @torch.inference_mode()
@@ -219,12 +220,14 @@ def encode_windows(clip: ClipModel, image: torch.Tensor, strategy: str | Strateg
         crops = torch.cat([image[..., y1:y2, x1:x2] for y1, y2, x1, x2 in chunk], dim=0)
         if any(pad):
             crops = F.pad(crops, pad)
-        ctx = _autocast(clip, precision)
-        if ctx is None:
+        dtype, use_autocast = _low_precision(clip, precision)
+        if dtype is None:
             feats = encode_dense(clip, crops, strategy).patches
-        else:
-            with ctx:
+        elif use_autocast:
+            with torch.autocast(device_type=clip.device.type, dtype=dtype):
                 feats = encode_dense(clip, crops, strategy).patches
+        else:
+            feats = encode_dense(clip, crops.to(dtype), strategy).patches
         out.append(feats.float())
         report(progress, min(start + batch_windows, len(boxes)), len(boxes), "encoding windows")
     return WindowFeatures(torch.cat(out, dim=0), tuple(boxes), pad, (int(h), int(w)))

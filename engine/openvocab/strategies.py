@@ -212,7 +212,8 @@ def encode_dense(clip: ClipModel, images: torch.Tensor, strategy: str | Strategy
     clip
         The loaded model.
     images
-        ``(B, 3, H, W)`` float, already normalised with ``clip.mean``/``clip.std``; ``H`` and
+        ``(B, 3, H, W)`` float, already normalised with ``clip.mean``/``clip.std`` (fp32; bf16
+        or fp16 input runs a cached copy of the image tower in that dtype); ``H`` and
         ``W`` should be multiples of ``clip.patch_size`` (extra pixels are ignored, as in the
         references). Any size works: the position embedding is resized at run time.
     strategy
@@ -234,7 +235,7 @@ def encode_dense(clip: ClipModel, images: torch.Tensor, strategy: str | Strategy
     ``patches @ T.T``.
     """
     strategy = get_strategy(strategy)
-    visual = clip.model.visual
+    visual = clip.visual_in(images.dtype) if images.dtype in (torch.bfloat16, torch.float16) else clip.model.visual
     p = clip.patch_size
     rows, cols = images.shape[-2] // p, images.shape[-1] // p
     if rows < 1 or cols < 1:
@@ -262,5 +263,5 @@ def encode_dense(clip: ClipModel, images: torch.Tensor, strategy: str | Strategy
                 tapped[i] = x
     x = visual.ln_post(x[:, 1:])
     x = x @ visual.proj
-    x = F.normalize(x, dim=-1)
+    x = F.normalize(x.float(), dim=-1)
     return DenseFeatures(x.reshape(b, rows, cols, -1), (rows, cols), tapped)
