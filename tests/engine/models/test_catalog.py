@@ -84,6 +84,9 @@ def test_registry_rules() -> None:
     with pytest.raises(ValueError, match="kind"):
         ModelEntry(name="a.b", kind="video", architecture="a", source=FileSource(Path("w")))  # type: ignore[arg-type]
     assert split_name("ViT-B-16.laion2b_s34b_b88k") == ("ViT-B-16", "laion2b_s34b_b88k")
+    for bad in ("project.run/7", "a.b..c", "a.b/../c", "a.b:c"):
+        with pytest.raises(ValueError, match="path characters"):
+            split_name(bad)
 
 
 def test_load_through_the_architecture_table(tmp_path: Path) -> None:
