@@ -76,7 +76,7 @@ def is_volume_source(path: str | Path) -> bool:
 
 
 def read_volume(path: str | Path, *, series: str | None = None, progress: Progress | None = None,
-                cancel: CancelToken | None = None) -> Volume:
+                cancel: CancelToken | None = None, allow_irregular: bool = False) -> Volume:
     """Read a 3D volume.
 
     Parameters
@@ -88,6 +88,9 @@ def read_volume(path: str | Path, *, series: str | None = None, progress: Progre
         For DICOM: the series key or SeriesInstanceUID when the source holds several.
     progress, cancel
         See :mod:`engine.jobs`.
+    allow_irregular
+        For DICOM: load a series with geometry problems anyway (see
+        :func:`engine.io.dicom.load_series`).
 
     Returns
     -------
@@ -111,7 +114,7 @@ def read_volume(path: str | Path, *, series: str | None = None, progress: Progre
 
         if path.is_file():
             read_headers(path)  # a damaged or non-image file: DicomError naming it and the reason
-        return read_dicom_folder(path, series, progress=progress, cancel=cancel)
+        return read_dicom_folder(path, series, allow_irregular=allow_irregular, progress=progress, cancel=cancel)
     return _read_itk(path, progress, cancel)
 
 

@@ -193,3 +193,12 @@ def test_colour_images_are_listed_but_not_loaded() -> None:
     assert any("colour" in p for p in info.problems)
     with pytest.raises(DicomError, match="colour"):
         load_series(info, allow_irregular=True)
+
+
+@pytest.mark.parametrize("name", ["JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm"])
+def test_pydicom_data_jpeg_lossless_decode_like_pydicom(name: str) -> None:
+    path = get_testdata_file(name)
+    [info] = scan_dicom(path)
+    v = load_series(info, allow_irregular=True)  # secondary captures: no patient geometry
+    expected = pydicom.dcmread(path).pixel_array
+    np.testing.assert_array_equal(v.array.reshape(expected.shape), expected)

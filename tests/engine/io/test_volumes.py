@@ -127,3 +127,12 @@ def test_is_volume_source(tmp_path: Path) -> None:
     assert is_volume_source(tmp_path / "v.nii.gz")
     assert not is_volume_source(tmp_path / "photo.png")
     assert not is_volume_source(tmp_path / "photos")
+
+
+def test_irregular_dicom_needs_allow_irregular(tmp_path: Path) -> None:
+    from engine.errors import SeriesGeometryError
+
+    write_series(tmp_path, shape=(5, 8, 8), drop=[2])
+    with pytest.raises(SeriesGeometryError, match="missing"):
+        read_volume(tmp_path)
+    assert read_volume(tmp_path, allow_irregular=True).shape == (4, 8, 8)
