@@ -9,6 +9,7 @@ pixel must not count (padding, outside the rotated image).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,7 @@ def _warp(image: torch.Tensor, target: torch.Tensor, theta: torch.Tensor, size: 
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply the affine ``theta`` (2x3, normalised coordinates) and sample at ``size``."""
     grid = F.affine_grid(theta[None], [1, image.shape[0], *size], align_corners=False)
-    img = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    img = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     # Labels: nearest, outside the source -> ignore (one-off shift so 0 stays distinguishable).
     lab = F.grid_sample((target[None, None].float() + 1.0), grid, mode="nearest", padding_mode="zeros",
                         align_corners=False)[0, 0]
@@ -110,38 +111,45 @@ def fit_to_size(image: torch.Tensor, target: torch.Tensor, size: tuple[int, int]
 
 
 def augment_slice(image: torch.Tensor, target: torch.Tensor, seed: int, cfg: SliceAugment,
-                  size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+                  size: tuple[int, int], *, normalise: Callable[[torch.Tensor], torch.Tensor] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment one slice and bring it to ``size``.
+
+    Intensity changes apply to ``image`` as given (unit range), then ``normalise``, then the
+    geometric warp, whose outside is 0 *after* normalisation (as the inference padding is).
 
     Parameters
     ----------
     image
-        ``(C, H, W)`` float32 normalised intensities (C = 1 or the 2.5D neighbours).
+        ``(C, H, W)`` float32 intensities in ``[0, 1]`` (C = input channels, 2.5D neighbours).
     target
         ``(H, W)`` int64 class indices.
     seed
         The draw's seed: the same seed gives the same result.
+    normalise
+        ``(1, C, H, W) -> (1, C, H, W)``, the model's input normalisation (may work in place).
     """
+    norm = normalise or (lambda x: x)
     if not cfg.enabled:
-        return fit_to_size(image, target, size)
+        return fit_to_size(norm(image[None].clone())[0], target, size)
     rng = np.random.default_rng(seed)
     h, w = image.shape[-2:]
     angle = math.radians(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
     zoom = rng.uniform(*cfg.scale)
     fx = -1.0 if rng.random() < cfg.flip else 1.0
     fy = -1.0 if rng.random() < cfg.flip else 1.0
+    tx, ty = rng.uniform(-cfg.shift, cfg.shift, 2) if cfg.shift else (0.0, 0.0)
+    a = 1.0 + rng.uniform(-cfg.intensity_scale, cfg.intensity_scale)
+    b = rng.uniform(-cfg.intensity_shift, cfg.intensity_shift)
+    image = norm((image * a + b)[None])[0]
     # Output normalised coords -> output pixels -> (rotate, flip, zoom) -> source pixels -> source normalised.
     fit = min(size[0] / h, size[1] / w)  # the whole slice fits the output at zoom 1
     c, s = math.cos(angle), math.sin(angle)
     rot = torch.tensor([[c * fx, -s * fy], [s * fx, c * fy]], dtype=torch.float64) / (zoom * fit)
     d_out = torch.diag(torch.tensor([size[1] / 2.0, size[0] / 2.0], dtype=torch.float64))
     d_in = torch.diag(torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64))
-    tx, ty = rng.uniform(-cfg.shift, cfg.shift, 2) if cfg.shift else (0.0, 0.0)
     theta = torch.cat([d_in @ rot @ d_out, torch.tensor([[tx], [ty]], dtype=torch.float64)], dim=1).float()
-    img, lab = _warp(image, target, theta, size)
-    a = 1.0 + rng.uniform(-cfg.intensity_scale, cfg.intensity_scale)
-    b = rng.uniform(-cfg.intensity_shift, cfg.intensity_shift)
-    return img * a + b, lab
+    return _warp(image, target, theta, size)
 
 
 def augment_photo(rgb: np.ndarray, target: np.ndarray, seed: int, cfg: PhotoAugment,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -260,27 +260,33 @@ class PhotoSamples(Dataset):
 
 
 class SliceSamples(Dataset):
-    """Axial slices of annotated volumes (2D, or 2.5D with ``context`` neighbours on each side).
+    """Axial slices of annotated volumes (2D, or 2.5D with neighbouring slices as channels).
 
     Parameters
     ----------
     volumes
-        ``(image, channels)`` pairs: ``(z, y, x)`` preprocessed intensities (the inference
-        preprocessing: windowing, normalisation, resampling) and ``(z, y, x)`` channel indices.
+        ``(unit, channels)`` pairs: ``(z, y, x)`` intensities already windowed to ``[0, 1]`` and
+        resampled in-plane as at inference (kept as float16), and ``(z, y, x)`` channel indices.
     size
         Training size ``(height, width)`` of a slice.
-    context
-        Neighbouring slices on each side stacked as channels (edge slices repeat): ``2 * context + 1``
-        input channels.
+    channel_slices
+        ``(z, depth) -> (C,)`` slice index feeding each input channel (the inference rule:
+        ``engine.medical.preprocess.channel_indices``); default: the slice alone (1 channel).
+    normalise
+        ``(1, C, H, W) -> (1, C, H, W)`` input normalisation of the model (after intensity
+        augmentation, before the geometric warp).
     augment
         Flip/rotation/scale/intensity ranges (validation draws are not augmented).
     """
 
     def __init__(self, volumes: Sequence[tuple[np.ndarray, np.ndarray]], size: tuple[int, int], *,
-                 context: int = 0, augment: SliceAugment = SliceAugment()) -> None:
+                 channel_slices: Callable[[int, int], np.ndarray] | None = None,
+                 normalise: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 augment: SliceAugment = SliceAugment()) -> None:
         self.volumes = [(np.asarray(img, dtype=np.float16), np.asarray(lab, dtype=np.uint8)) for img, lab in volumes]
         self.size = size
-        self.context = context
+        self.channel_slices = channel_slices or (lambda z, depth: np.asarray([z]))
+        self.normalise = normalise
         self.augment = augment
         self.index = [(v, z) for v, (img, _) in enumerate(self.volumes) for z in range(img.shape[0])]
 
@@ -305,9 +311,9 @@ class SliceSamples(Dataset):
     def __getitem__(self, draw: Draw) -> dict[str, torch.Tensor]:
         v, z = self.index[draw.index]
         img, lab = self.volumes[v]
-        zs = np.clip(np.arange(z - self.context, z + self.context + 1), 0, img.shape[0] - 1)
+        zs = self.channel_slices(z, img.shape[0])
         image = torch.from_numpy(img[zs].astype(np.float32))
         target = torch.from_numpy(lab[z].astype(np.int64))
         cfg = self.augment if draw.augment else SliceAugment(enabled=False)
-        image, target = augment_slice(image, target, draw.seed, cfg, self.size)
+        image, target = augment_slice(image, target, draw.seed, cfg, self.size, normalise=self.normalise)
         return {"image": image, "target": target}

@@ -158,6 +158,9 @@ class Trainer:
         self._step = 0
 
     # ----------------------------------------------------------------- hooks
+    def prepare(self) -> None:
+        """Read the data and settle the model's shape (called first, once, on every rank)."""
+
     def build_model(self) -> nn.Module:
         """The module to train (its trainable parameters are optimised)."""
         raise TypeError(f"{type(self).__name__} must override build_model()")
@@ -253,6 +256,7 @@ class Trainer:
     def _fit(self, device_name: str, amp: torch.dtype | None) -> FitResult:
         cfg, info, device = self.config, self.dist, self.device
         run_dir = Path(cfg.run_dir) if cfg.run_dir is not None else Path(tempfile.mkdtemp(prefix="maskwright-train-"))
+        self.prepare()
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
@@ -272,6 +276,8 @@ class Trainer:
         model: nn.Module = raw
         if info.world_size > 1:
             ids = [device.index] if device.type == "cuda" else None
+            if device.type == "cuda":  # batch statistics over the global batch, as one process sees them
+                raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
             model = nn.parallel.DistributedDataParallel(raw, device_ids=ids)
         sampler = BatchSampler(len(train_ds), cfg.batch_size, cfg.seed, focus=self.focus_indices(),
                                focus_fraction=cfg.focus_fraction, rank=info.rank, world_size=info.world_size,

@@ -74,7 +74,8 @@ def _volume_pair(z: int = 6) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_slice_samples_25d_focus_and_determinism() -> None:
-    ds = SliceSamples([_volume_pair()], (16, 16), context=1)
+    ds = SliceSamples([_volume_pair()], (16, 16),
+                      channel_slices=lambda z, depth: np.clip(np.arange(z - 1, z + 2), 0, depth - 1))
     assert len(ds) == 6
     assert ds.rarest_channel(3) == 2 and ds.slices_with(2) == [2]
     first = ds[Draw(0, 0, False)]
