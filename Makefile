@@ -21,13 +21,17 @@ run: $(STAMP)
 	$(PY) -m engine project info resources/sample_project || true
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not gpu" tests
+	$(PY) -m pytest -q -m "not gpu and not package" tests
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -m gpu tests
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
+
+# One-folder PyInstaller bundle in dist/Maskwright/, then its checks (engine, trainers, offscreen smoke test).
+package: $(STAMP)
+	$(PY) packaging/build.py
 
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
