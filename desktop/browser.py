@@ -71,7 +71,7 @@ class ProjectBrowser(QWidget):
             it = QListWidgetItem(f"{_STATUS_MARK.get(r.status, '?')} {r.name}\n{r.kind} {size} · {r.status}")
             it.setData(Qt.ItemDataRole.UserRole, r.id)
             it.setToolTip(str(r.source))
-            icon = self._thumbs.get(r.id)
+            icon = self._thumbs.get(r.id) or self._kind_icon(r.kind)
             if icon is not None:
                 it.setIcon(icon)
             self.list.addItem(it)
@@ -87,6 +87,16 @@ class ProjectBrowser(QWidget):
             it = self.list.item(i)
             if int(it.data(Qt.ItemDataRole.UserRole)) == item_id:
                 it.setIcon(self._thumbs[item_id])
+
+    @staticmethod
+    def _kind_icon(kind: str) -> QIcon | None:
+        """A stand-in icon until a thumbnail exists (volumes get theirs when read)."""
+        try:
+            import qtawesome
+
+            return qtawesome.icon("fa5s.cube" if kind == "volume" else "fa5s.image", color="gray")
+        except Exception:  # noqa: BLE001 - an icon is never worth a crash
+            return None
 
     def has_thumbnail(self, item_id: int) -> bool:
         return item_id in self._thumbs

@@ -189,7 +189,9 @@ class OpenFlows(_Base):
         project = d.project
         record = project.item(item_id)
 
-        def read(progress: Progress, cancel: CancelToken) -> LoadedItem:
+        need_thumb = not self.browser.has_thumbnail(item_id)
+
+        def read(progress: Progress, cancel: CancelToken) -> tuple[LoadedItem, np.ndarray | None]:
             source = preloaded if preloaded is not None else read_item_source(record, progress=progress,
                                                                               cancel=cancel)
             check_cancelled(cancel)
@@ -199,9 +201,16 @@ class OpenFlows(_Base):
             model_versions = [v for v in project.versions(item_id) if v.provenance.source == "model"]
             if model_versions:
                 prediction = project.load_annotation(item_id, model_versions[-1].version).data
-            return LoadedItem(record, source, data, latest.version if latest else None, prediction)
+            loaded = LoadedItem(record, source, data, latest.version if latest else None, prediction)
+            return loaded, thumbnail(source) if need_thumb else None
 
-        self.jobs.submit(f"Opening {record.name}", read, on_done=d.show_item)
+        def done(result: tuple[LoadedItem, np.ndarray | None]) -> None:
+            loaded, thumb = result
+            if thumb is not None:
+                self.browser.set_thumbnail(item_id, _qimage(thumb))
+            d.show_item(loaded)
+
+        self.jobs.submit(f"Opening {record.name}", read, on_done=done)
 
     def step_item(self, delta: int) -> None:
         ids = self.browser.visible_ids()

@@ -104,7 +104,11 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
         groups: dict[str, QActionGroup] = {}
         for action in all_actions():
             qa = self.actions_by_id[action.id]
-            self.addAction(qa)  # shortcuts work even when the menu bar is hidden
+            if action.canvas_only:
+                qa.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.stack.addAction(qa)
+            else:
+                self.addAction(qa)  # shortcuts work even when the menu bar is hidden
             if action.menu:
                 if action.menu not in menus:
                     menus[action.menu] = self.menuBar().addMenu(f"&{action.menu}")
@@ -181,8 +185,10 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
             c.zoom_at(c.rect().center().toPointF(), factor)
 
     def scroll_slice(self, steps: int) -> None:
+        """Scroll the view that has focus (the axial one otherwise)."""
         if self.stack.currentWidget() is self.volume_view:
-            self.volume_view.scroll(0, steps)
+            focus = next((v.axis for v in self.volume_view.views if v.canvas.hasFocus()), 0)
+            self.volume_view.scroll(focus, steps)
 
     def close_polygon(self) -> None:
         view = self.volume_view.views[0] if self.stack.currentWidget() is self.volume_view else None

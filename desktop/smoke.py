@@ -6,12 +6,15 @@ sample project all inside it, nothing of the person's touched) it:
 
 1. builds the bundled sample project (``engine.sample.ensure_sample_project``) and opens it in a
    :class:`~desktop.main_window.MainWindow`;
-2. pre-annotates a sample photo with the bundled random-weight test model
+2. pre-annotates with the default catalog model, whose weights are absent (on Linux the cache
+   folder is moved into the work folder): the window must show a message saying how to get
+   them, and must not try to download them by itself;
+3. pre-annotates a sample photo with the bundled random-weight test model
    (``resources/models/tiny-test-clip``, loaded as ``local-dir:``) in the window's model worker;
-3. paints a square of one class through the document (one undo step) and saves;
-4. closes the window (which saves), reopens the project with the engine and checks the saved
+4. paints a square of one class through the document (one undo step) and saves;
+5. closes the window (which saves), reopens the project with the engine and checks the saved
    map holds the edit on top of the model's version;
-5. all the while, refuses and records every attempt to reach a host other than this machine
+6. all the while, refuses and records every attempt to reach a host other than this machine
    (a name lookup or a connect): start-up and pre-annotation must not download anything.
 
 Exit status 0 when every step passed; 1 with the failing step on stderr otherwise. Each step is
@@ -114,6 +117,27 @@ def _idle(window: Any) -> bool:
     return not window.jobs.jobs
 
 
+def _missing_weights_message(app: Any, window: Any, timeout_s: float) -> str:
+    """Pre-annotate with the default catalog model while its weights are absent: a clear message, no download."""
+    from engine.models.catalog import DEFAULT_PHOTO_MODEL, default_catalog
+    from engine.models.weights import WeightsManager
+
+    if WeightsManager(default_catalog()).path(DEFAULT_PHOTO_MODEL) is not None:
+        return f"not checked: {DEFAULT_PHOTO_MODEL} is on this computer"
+    window.settings.set("model.photo", {})
+    seen = len(window.notifier.history)
+    window.preannotate("current")
+    _wait(app, lambda: any(level == "error" for level, _ in window.notifier.history[seen:]) and _idle(window),
+          timeout_s, "pre-annotate without weights")
+    text = next(t for level, t in window.notifier.history[seen:] if level == "error")
+    if "download" not in text.lower() or "Traceback" in text:
+        raise SmokeFailure(f"missing weights: the message does not say how to get them: {text!r}")
+    box = window.notifier.box
+    if box is not None:
+        box.close()
+    return text
+
+
 def test_model_folder() -> Path:
     """The bundled random-weight open_clip model folder (``resources/models/tiny-test-clip``)."""
     import resources
@@ -161,7 +185,6 @@ def run_smoke_test(workdir: Path, *, timeout_s: float = 600.0,
     t0 = time.perf_counter()
     settings = Settings.load(workdir / "config")
     model_dir = test_model_folder()
-    settings.set("model.photo", {"model": f"local-dir:{model_dir}", "segment": {"background": False}})
     settings.set("device", "cpu")
     settings.set("weights_root", str(workdir / "weights"))
     window = MainWindow(settings)
@@ -179,6 +202,10 @@ def run_smoke_test(workdir: Path, *, timeout_s: float = 600.0,
 
     t0 = time.perf_counter()
     window.document.add_classes("cat; kitten, cup; mug, person")
+    step("missing model weights", t0, _missing_weights_message(app, window, timeout_s))
+
+    t0 = time.perf_counter()
+    settings.set("model.photo", {"model": f"local-dir:{model_dir}", "segment": {"background": False}})
     window.preannotate("current")
     _wait(app, lambda: window.document.project.item(target.id).status == "predicted" and _idle(window),
           timeout_s, "pre-annotate", window)
@@ -237,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="maskwright-smoke-") as tmp, NetworkGuard() as guard:
         workdir = Path(args.workdir) if args.workdir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        if sys.platform.startswith("linux"):  # weights and caches in the work folder, not the person's
+            os.environ["XDG_CACHE_HOME"] = str(workdir / "cache")
         try:
             steps = run_smoke_test(workdir, timeout_s=args.timeout)
         except Exception as err:  # noqa: BLE001 - any failure is the smoke test's answer

@@ -45,6 +45,9 @@ class Action:
         Checkable actions in the same group are exclusive (tools).
     toolbar
         Also shown in the tool bar.
+    canvas_only
+        The shortcut works only while the image views have focus (arrow keys must keep
+        working in lists and spin boxes).
     """
 
     id: str
@@ -56,6 +59,7 @@ class Action:
     checkable: bool = False
     group: str = ""
     toolbar: bool = False
+    canvas_only: bool = False
 
 
 def all_actions() -> list[Action]:

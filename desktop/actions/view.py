@@ -16,6 +16,7 @@ ACTIONS: list[Action] = [
            "U", "View"),
     Action("maskwright.view.next_item", "Next item", lambda w: w.step_item(1), "PgDown", "View"),
     Action("maskwright.view.previous_item", "Previous item", lambda w: w.step_item(-1), "PgUp", "View"),
-    Action("maskwright.view.slice_up", "Next slice", lambda w: w.scroll_slice(1), "Up", "View"),
-    Action("maskwright.view.slice_down", "Previous slice", lambda w: w.scroll_slice(-1), "Down", "View"),
+    Action("maskwright.view.slice_up", "Next slice", lambda w: w.scroll_slice(1), "Up", "View", canvas_only=True),
+    Action("maskwright.view.slice_down", "Previous slice", lambda w: w.scroll_slice(-1), "Down", "View",
+           canvas_only=True),
 ]
