@@ -116,3 +116,47 @@ def test_folder_with_two_series_asks_which(qtbot, window, tmp_path: Path) -> Non
     assert len(asked[0]) == 2
     items = w.document.items()
     assert len(items) == 1 and items[0].shape == (5, 48, 48)
+
+
+def _tiny_mcanet(path: Path, names: tuple[str, ...] = ("liver", "bone")) -> Path:
+    from engine.medical.checkpoint import IntensityWindow, MCANetMeta, ModelClass, build_model, save_mcanet_checkpoint
+
+    meta = MCANetMeta(variant="test", classes=tuple(ModelClass(k + 1, n, k + 1) for k, n in enumerate(names)),
+                      modality="CT", window=IntensityWindow("ct", 40, 400), tile_size=(64, 64))
+    save_mcanet_checkpoint(path, build_model(meta), meta)
+    return path
+
+
+def test_preannotate_a_volume_with_a_tiny_mcanet(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    _open_ct(qtbot, w, tmp_path)
+    ckpt = _tiny_mcanet(tmp_path / "tiny.safetensors")
+    w.settings.set("device", "cpu")
+    w.activate_checkpoint("volume", ckpt, "tiny-mcanet")
+    item_id = w.document.record.id
+    w.actions_by_id["maskwright.model.preannotate"].trigger()
+    wait_for(qtbot, lambda: w.document.project.item(item_id).status == "predicted", timeout=240000)
+    wait_idle(qtbot, w)
+    v = w.document.project.latest_version(item_id)
+    assert v.provenance.source == "model" and v.provenance.checkpoint == str(ckpt)
+    data = w.document.editor.data
+    assert data.shape == (12, 48, 48) and set(np.unique(data)) <= {0, 1, 2}
+    heat = w.document.uncertainty[item_id]
+    assert heat.shape == (12, 48, 48) and 0 <= float(heat.min()) and float(heat.max()) <= 1.0
+    assert w.volume_view.views[0].canvas._heat is not None
+    screenshot(w, "06-volume-preannotated")
+
+
+def test_volume_model_errors_are_messages(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    _open_ct(qtbot, w, tmp_path)
+    w.settings.set("device", "cpu")
+    w.activate_checkpoint("volume", tmp_path / "missing.safetensors", "gone")
+    w.actions_by_id["maskwright.model.preannotate"].trigger()
+    wait_idle(qtbot, w)
+    assert "missing" in w.notifier.last_error
+    ckpt = _tiny_mcanet(tmp_path / "kidney.safetensors", ("kidney",))
+    w.activate_checkpoint("volume", ckpt, "kidney-model")
+    w.actions_by_id["maskwright.model.preannotate"].trigger()
+    wait_idle(qtbot, w)
+    assert "kidney" in w.notifier.last_error and "Traceback" not in w.notifier.last_error
