@@ -169,9 +169,19 @@ def _open(path: Path) -> tuple[Dataset, tuple[int, int] | None]:
         raise DicomError(f"damaged DICOM header ({type(err).__name__}: {err})", path) from err
 
 
+def _meta_uid(ds: Dataset, tag: int) -> str:
+    """A file meta UID (transfer syntax, SOP class) from its raw bytes, "" when absent."""
+    meta = getattr(ds, "file_meta", None)
+    elem = dict(meta.items()).get(tag) if meta is not None else None
+    if elem is None or elem.value is None:
+        return ""
+    value = elem.value
+    return (value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)).strip(" \x00")
+
+
 def _pixel_position(fh: object, ds: Dataset) -> tuple[int, int] | None:
     """Where the Pixel Data value starts, when pydicom stopped right before it (native syntaxes)."""
-    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
+    ts = _meta_uid(ds, 0x00020010)
     if ts not in _NATIVE_SYNTAXES:
         return None
     start = fh.tell()  # type: ignore[attr-defined]
@@ -196,10 +206,10 @@ def read_headers(path: str | Path) -> list[SliceHeader]:
     """
     path = Path(path)
     ds, pixels = _open(path)
-    sop_class = str(ds.get("SOPClassUID", "") or getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", ""))
+    fast = FastHeader(ds)
+    sop_class = str(fast.get("SOPClassUID") or _meta_uid(ds, 0x00020002))
     if sop_class in _NOT_IMAGES:
         raise DicomError(f"{_NOT_IMAGES[sop_class]}, not an image", path)
-    fast = FastHeader(ds)
     rows, cols = as_int(fast.get("Rows")), as_int(fast.get("Columns"))
     if not rows or not cols:
         raise DicomError("no image in this DICOM file (no Rows/Columns)", path)

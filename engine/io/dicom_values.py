@@ -32,6 +32,7 @@ HEADER_TAGS = [
 _TAGS = {k: tag_for_keyword(k) for k in HEADER_TAGS}
 TAG_LIST = [Tag(k) for k in HEADER_TAGS]  # converted once, not on every dcmread
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"}  # ASCII only: no character set issue
+_CHARSET_VRS = {"LO", "SH"}  # read raw only when every byte is ASCII (same in every character set)
 
 
 class FastHeader:
@@ -45,17 +46,16 @@ class FastHeader:
 
     def __init__(self, ds: Dataset) -> None:
         self.ds = ds
+        self.elements = dict(ds.items())  # tag -> element as read (no conversion)
         encoding = getattr(ds, "original_encoding", (False, True))
         self.byteorder = "little" if encoding[1] is not False else "big"
 
     def get(self, keyword: str, default: object = None) -> object:
+        """The value of ``keyword``: raw text for ASCII value types, else pydicom's value."""
         tag = _TAGS.get(keyword)
         if tag is None:
             return self.ds.get(keyword, default)
-        try:
-            elem = self.ds.get_item(tag)
-        except KeyError:
-            return default
+        elem = self.elements.get(tag)
         if elem is None:
             return default
         if isinstance(elem, RawDataElement):
@@ -65,8 +65,8 @@ class FastHeader:
                 return default
             if vr == "US":
                 return int.from_bytes(raw[:2], self.byteorder)  # type: ignore[arg-type]
-            if vr in _TEXT_VRS:
-                text = raw.decode("latin-1").strip(" \x00")
+            if vr in _TEXT_VRS or (vr in _CHARSET_VRS and raw.isascii()):
+                text = raw.decode("ascii" if vr in _CHARSET_VRS else "latin-1").strip(" \x00")
                 return text if text else default
             return self.ds.get(keyword, default)
         value = elem.value
