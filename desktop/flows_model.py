@@ -228,8 +228,28 @@ class ModelFlows(_Base):
 
         ShortcutsDialog(self).open()
 
-    def activate_checkpoint(self, kind: str, path: Path, model: str) -> None:
-        """Make a checkpoint the one the next pre-annotation of ``kind`` items uses."""
+    def activate_checkpoint(self, kind: str, path: Path, model: str, record: dict | None = None) -> None:
+        """Make a checkpoint the one the next pre-annotation of ``kind`` items uses (no restart).
+
+        It is recorded in the project (when the trainer could not, because this window holds the
+        writer lock) and made active there, and remembered in the settings.
+        """
+        record = dict(record or {})
+        model = str(record.get("model") or model)
+        project = self.document.project
+        if project is not None and Path(path).is_file():
+            try:
+                known = next((c for c in project.checkpoints() if Path(c.path).resolve() == Path(path).resolve()),
+                             None)
+                if known is None:
+                    parent = record.get("parent_id")
+                    known = project.add_checkpoint(path, model=model, metrics=dict(record.get("metrics") or {}),
+                                                   parent_id=int(parent) if parent is not None else None,
+                                                   active=True)
+                else:
+                    project.set_active_checkpoint(known.id)
+            except Exception as err:  # noqa: BLE001 - the settings below still make it active
+                self.notifier.error(err, context="Recording the checkpoint in the project")
         cfg = dict(self.settings.get(f"model.{kind}", {}))
         cfg.update(checkpoint=str(path), model=model)
         self.settings.set(f"model.{kind}", cfg)

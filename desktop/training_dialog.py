@@ -106,6 +106,7 @@ class TrainingDialog(QDialog):
         self._stderr = b""
         self.events: list[dict] = []
         self.checkpoint: str = ""
+        self.checkpoint_event: dict = {}
         self._fill_classes(saved.get("classes"))
         self.resize(760, 640)
 
@@ -159,6 +160,7 @@ class TrainingDialog(QDialog):
         self.remember()
         self.events.clear()
         self.checkpoint = ""
+        self.checkpoint_event = {}
         self.loss_plot.clear()
         self.metric_plot.clear()
         self.log.clear()
@@ -234,8 +236,9 @@ class TrainingDialog(QDialog):
                 if name in metrics:
                     self.metric_plot.add_point(name, event.get("step", 0), metrics[name])
         elif kind == "checkpoint":
-            if event.get("kind") in ("published", "best") or not self.checkpoint:
+            if event.get("kind") == "published" or (event.get("kind") == "best" and not self.checkpoint_event):
                 self.checkpoint = str(event.get("path", ""))
+                self.checkpoint_event = event if event.get("kind") == "published" else {}
         elif kind == "error":
             self.window_.notifier.error(f"Training failed: {event.get('message', '')} {event.get('suggestion', '')}")
         self.log.appendPlainText(line if kind != "step" else f"step {event.get('step')}: loss {event.get('loss')}")
@@ -259,7 +262,8 @@ class TrainingDialog(QDialog):
         ok = code == 0 and "done" in kinds
         if ok and self.checkpoint:
             recipe = self.recipe.currentText()
-            self.window_.activate_checkpoint(RECIPES.get(recipe, "photo"), Path(self.checkpoint), recipe)
+            self.window_.activate_checkpoint(RECIPES.get(recipe, "photo"), Path(self.checkpoint), recipe,
+                                             self.checkpoint_event)
             self.state.setText(f"Done. Active checkpoint: {Path(self.checkpoint).name}")
         elif "stopped" in kinds or status == QProcess.ExitStatus.CrashExit and "error" not in kinds:
             self.state.setText("Stopped; a resumable checkpoint was kept." if "stopped" in kinds else "Stopped.")

@@ -58,7 +58,9 @@ def test_events_are_plotted_and_the_checkpoint_becomes_active(qtbot, window, tmp
         ev.emit("step", step=step, max_steps=3, loss=1.0 / step, lr=0.1)
     ev.emit("val", step=3, metrics={"mean_dice": 0.5, "mean_iou": 0.4}, best=True)
     ckpt = tmp_path / "head.safetensors"
-    ev.emit("checkpoint", step=3, path=str(ckpt), kind="published")
+    ckpt.write_bytes(b"weights")
+    ev.emit("checkpoint", step=3, path=str(ckpt), kind="best")
+    ev.emit("checkpoint", step=3, path=str(ckpt), kind="published", model="tiny-clip", metrics={"mean_dice": 0.5})
     ev.emit("done", step=3, reason="steps", best_metrics={"mean_dice": 0.5})
     script = f"import sys\nsys.stdout.write({stream.getvalue()!r})\nprint('a plain log line')\n"
     d.build_arguments = lambda: ["-c", script]  # type: ignore[method-assign]
@@ -68,6 +70,10 @@ def test_events_are_plotted_and_the_checkpoint_becomes_active(qtbot, window, tmp
     assert [p[1] for p in d.loss_plot.series["loss"]] == [1.0, 0.5, 1 / 3]
     assert d.metric_plot.series["mean_dice"] == [(3.0, 0.5)]
     assert window.model_config("photo")["checkpoint"] == str(ckpt)
+    assert window.model_config("photo")["model"] == "tiny-clip"
+    active = window.document.project.active_checkpoint("tiny-clip")  # recorded by the lock holder
+    assert active is not None and Path(active.path).resolve() == ckpt.resolve()
+    assert active.metrics == {"mean_dice": 0.5}
     assert "a plain log line" in d.log.toPlainText()
     assert d.start_button.isEnabled() and not d.cancel_button.isEnabled()
 
