@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -199,6 +200,20 @@ def _split_repeats(slices: list[SliceHeader]) -> list[tuple[str, list[SliceHeade
     return [(f"time point {k + 1}/{reps}", st) for k, st in enumerate(stacks)]
 
 
+def _natural_key(key: tuple[object, ...]) -> tuple[object, ...]:
+    """Order stack keys naturally: "echo 2" before "echo 10", absent values first."""
+    out: list[object] = []
+    for part in key:
+        if part is None:
+            out.append((0,))
+        elif isinstance(part, str):
+            out.append((1, tuple((0, float(c), "") if c.replace(".", "", 1).isdigit() else (1, 0.0, c)
+                                 for c in re.split(r"(\d+(?:\.\d+)?)", part) if c)))
+        else:
+            out.append((2, repr(part)))
+    return tuple(out)
+
+
 def _label(key: tuple[object, ...], varying: list[int]) -> str:
     parts = []
     for i in varying:
@@ -228,7 +243,7 @@ def group_series(headers: Sequence[SliceHeader]) -> list[SeriesInfo]:
         groups: dict[tuple[object, ...], list[SliceHeader]] = defaultdict(list)
         for s in slices:
             groups[_group_key(s)].append(s)
-        keys = sorted(groups, key=lambda k: repr(k))
+        keys = sorted(groups, key=_natural_key)
         varying = [i for i in range(len(_STACK_FIELDS)) if len({k[i] for k in keys}) > 1]
         stacks: list[tuple[str, list[SliceHeader]]] = []
         for k in keys:

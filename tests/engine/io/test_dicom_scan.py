@@ -197,3 +197,13 @@ def test_folder_of_non_dicom_files_says_why(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(DicomError, match="notes.txt: not a DICOM file"):
         read_dicom_folder(tmp_path)
+
+
+def test_stacks_are_in_natural_order(tmp_path: Path) -> None:
+    uid = pydicom.uid.generate_uid()
+    for echo in (10, 2, 1):
+        write_series(tmp_path, prefix=f"E{echo}_", shape=(2, 8, 8), series_uid=uid, modality="MR",
+                     extra={"EchoNumbers": echo})
+    series = scan_dicom(tmp_path)
+    assert [s.stack for s in series] == ["echo 1", "echo 2", "echo 10"]
+    assert [s.key for s in series] == [f"{uid}#1", f"{uid}#2", f"{uid}#3"]
