@@ -146,3 +146,20 @@ def test_models_dialog_lists_the_catalog_and_shows_the_device(qtbot, window, tmp
     assert "unavailable" in dialog.device_label.text()
     wait_idle(qtbot, w)
     assert w.status.device.text().startswith("Device:")
+
+
+def test_every_photo_format_exports_from_the_menu(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    w.open_project(tmp_path / "proj", create=True)
+    w.document.add_classes("cat")
+    w.open_paths([sample_photo(tmp_path)])
+    wait_for(qtbot, lambda: w.document.editor is not None)
+    wait_idle(qtbot, w)
+    drag(w.photo_view.canvas, [(100, 100), (100, 160)])
+    for key in ("png", "voc", "yolo"):
+        out = tmp_path / key
+        w.ask_export_path = lambda fmt, volume, out=out: out  # type: ignore[method-assign]
+        w.actions_by_id[f"maskwright.file.export_{key}"].trigger()
+        wait_idle(qtbot, w)
+        assert w.last_export.format == key and w.last_export.files, w.notifier.history
+        assert all(Path(f).exists() for f in w.last_export.files)

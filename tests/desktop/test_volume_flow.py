@@ -160,3 +160,18 @@ def test_volume_model_errors_are_messages(qtbot, window, tmp_path: Path) -> None
     w.actions_by_id["maskwright.model.preannotate"].trigger()
     wait_idle(qtbot, w)
     assert "kidney" in w.notifier.last_error and "Traceback" not in w.notifier.last_error
+
+
+def test_export_dicom_seg_from_the_menu(qtbot, window, tmp_path: Path) -> None:
+    import pydicom
+
+    w = window
+    _open_ct(qtbot, w, tmp_path)
+    drag(w.volume_view.views[0].canvas, [(24, 24), (24, 26)])
+    out = tmp_path / "seg.dcm"
+    w.ask_export_path = lambda fmt, volume: out  # type: ignore[method-assign]
+    w.actions_by_id["maskwright.file.export_dicom_seg"].trigger()
+    wait_idle(qtbot, w)
+    assert out.exists(), w.notifier.history
+    ds = pydicom.dcmread(out)
+    assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "liver"
