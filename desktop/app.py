@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start Maskwright's window; ``maskwright-desktop [PROJECT]`` opens a project at once."""
     parser = argparse.ArgumentParser(prog="maskwright-desktop", description="Maskwright desktop annotation app")
     parser.add_argument("project", nargs="?", type=Path, help="a project folder to open")
+    parser.add_argument("--sample", action="store_true", help="open the bundled sample project")
     parser.add_argument("--config-dir", type=Path, default=None, help="settings folder (default: per-user)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.project is not None:
         window.run_action(lambda w: w.open_project(args.project, create=not (args.project / "project.sqlite").exists()))
+    elif args.sample:
+        window.run_action(lambda w: w.open_sample())
     else:
         window.run_action(lambda w: w.check_recovery_at_start())
     return int(app.exec())

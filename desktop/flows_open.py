@@ -72,6 +72,15 @@ class OpenFlows(_Base):
         if items:
             self.load_item(items[0].id)
 
+    def open_sample(self, folder: Path | None = None) -> None:
+        """Build the bundled sample project on first use (in a worker), then open it."""
+        def build(progress: Progress, cancel: CancelToken) -> Path:
+            from engine.sample import ensure_sample_project
+
+            return ensure_sample_project(folder)
+
+        self.jobs.submit("Preparing the sample project", build, on_done=lambda path: self.open_project(path))
+
     def offer_recovery(self) -> None:
         """Offer the journal's unsaved maps; accepted ones are saved as new versions."""
         d = self.document

@@ -12,6 +12,8 @@ ACTIONS: list[Action] = [
            "fa5s.folder-plus"),
     Action("maskwright.file.open_project", "&Open project…", lambda w: w.open_project_dialog(), "Ctrl+O", "File",
            "fa5s.folder-open", toolbar=True),
+    Action("maskwright.file.open_sample", "Open the &sample project", lambda w: w.open_sample(), "", "File",
+           "fa5s.flask"),
     Action("maskwright.file.add_files", "Add &photos or volumes…", lambda w: w.add_files_dialog(), "Ctrl+Shift+O",
            "File", "fa5s.file-image", toolbar=True),
     Action("maskwright.file.add_folder", "Add a &folder (photos or DICOM)…", lambda w: w.add_folder_dialog(), "",

@@ -163,3 +163,16 @@ def test_every_photo_format_exports_from_the_menu(qtbot, window, tmp_path: Path)
         wait_idle(qtbot, w)
         assert w.last_export.format == key and w.last_export.files, w.notifier.history
         assert all(Path(f).exists() for f in w.last_export.files)
+
+
+def test_sample_project_opens_from_the_menu(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    w.open_sample(tmp_path / "sample")
+    wait_for(qtbot, lambda: w.document.project is not None and w.document.editor is not None, timeout=120000)
+    wait_idle(qtbot, w)
+    kinds = sorted(r.kind for r in w.document.items())
+    assert kinds == ["photo", "photo", "photo", "volume"]
+    assert w.document.labels.find("liver") is not None
+    from tests.desktop.conftest import screenshot
+
+    screenshot(w, "07-sample-project")
