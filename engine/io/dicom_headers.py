@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from engine.errors import DicomError
+from engine.io.dicom_quick import QuickHeader, read_quick
 from engine.io.dicom_values import (
     HEADER_TAGS,
     TAG_LIST,
@@ -110,7 +111,7 @@ class SliceHeader:
     bits_stored: int = 0
 
 
-def _windows(ds: Dataset | FastHeader) -> tuple[WindowPreset, ...]:
+def _windows(ds: Dataset | FastHeader | QuickHeader) -> tuple[WindowPreset, ...]:
     centers = as_floats(ds.get("WindowCenter"), 1)
     widths = as_floats(ds.get("WindowWidth"), 1)
     if centers is None or widths is None:
@@ -126,7 +127,7 @@ def _windows(ds: Dataset | FastHeader) -> tuple[WindowPreset, ...]:
     return tuple(out)
 
 
-def _item(ds: Dataset | FastHeader | None, seq: str) -> Dataset | None:
+def _item(ds: Dataset | FastHeader | QuickHeader | None, seq: str) -> Dataset | None:
     """The first item of sequence ``seq`` in ``ds``, or ``None``."""
     if ds is None:
         return None
@@ -195,8 +196,17 @@ def _pixel_position(fh: object, ds: Dataset) -> tuple[int, int] | None:
     return None if length == 0xFFFFFFFF else (offset, length)
 
 
-def read_headers(path: str | Path) -> list[SliceHeader]:
+def read_headers(path: str | Path, *, quick: bool = True) -> list[SliceHeader]:
     """The slices one DICOM file holds, from its header only.
+
+    Parameters
+    ----------
+    path
+        The file.
+    quick
+        Try :func:`engine.io.dicom_quick.read_quick` first (classic files, several times faster
+        than building a pydicom Dataset); ``False`` always reads with pydicom. Both give the
+        same result.
 
     Raises
     ------
@@ -205,9 +215,15 @@ def read_headers(path: str | Path) -> list[SliceHeader]:
         path and the reason.
     """
     path = Path(path)
-    ds, pixels = _open(path)
-    fast = FastHeader(ds)
-    sop_class = str(fast.get("SOPClassUID") or _meta_uid(ds, 0x00020002))
+    found = read_quick(path) if quick else None
+    fast: FastHeader | QuickHeader
+    if found is not None:
+        fast, pixels, _syntax, meta_sop_class = found
+        sop_class = str(fast.get("SOPClassUID") or meta_sop_class)
+    else:
+        ds, pixels = _open(path)
+        fast = FastHeader(ds)
+        sop_class = str(fast.get("SOPClassUID") or _meta_uid(ds, 0x00020002))
     if sop_class in _NOT_IMAGES:
         raise DicomError(f"{_NOT_IMAGES[sop_class]}, not an image", path)
     rows, cols = as_int(fast.get("Rows")), as_int(fast.get("Columns"))
@@ -235,7 +251,7 @@ def _image_kind(values: list[str]) -> str:
     return "\\".join(parts)
 
 
-def _native_layout(ds: FastHeader, pixels: tuple[int, int] | None, n_frames: int, rows: int,
+def _native_layout(ds: FastHeader | QuickHeader, pixels: tuple[int, int] | None, n_frames: int, rows: int,
                    cols: int) -> tuple[int | None, str, int]:
     """``(offset of frame 1, dtype, bits stored)`` when pixels can be read straight from the file."""
     allocated, signed = as_int(ds.get("BitsAllocated")), as_int(ds.get("PixelRepresentation")) or 0
@@ -248,7 +264,7 @@ def _native_layout(ds: FastHeader, pixels: tuple[int, int] | None, n_frames: int
     return pixels[0], dtype, as_int(ds.get("BitsStored")) or allocated
 
 
-def _slices(path: Path, ds: FastHeader, sop_class: str, rows: int, cols: int,
+def _slices(path: Path, ds: FastHeader | QuickHeader, sop_class: str, rows: int, cols: int,
             pixels: tuple[int, int] | None) -> list[SliceHeader]:
     n_frames = as_int(ds.get("NumberOfFrames")) or 1
     offset0, pixel_dtype, bits_stored = _native_layout(ds, pixels, n_frames, rows, cols)
