@@ -30,16 +30,18 @@ def _size(n: int | None) -> str:
 class ModelsDialog(QDialog):
     """One row per catalog entry: name, kind, size, licence, on disk; buttons act on the selected row."""
 
-    def __init__(self, window: MainWindow, *, weights_root: Path | None = None) -> None:
+    def __init__(self, window: MainWindow, *, weights_root: Path | None = None, weights: object = None) -> None:
         super().__init__(window)
         from engine.models.catalog import default_catalog
         from engine.models.weights import WeightsManager
 
         self.window_ = window
         self.setWindowTitle("Models")
-        self.catalog = default_catalog()
-        root = weights_root if weights_root is not None else window.settings.get("weights_root")
-        self.weights = WeightsManager(self.catalog, root)
+        if weights is None:
+            root = weights_root if weights_root is not None else window.settings.get("weights_root")
+            weights = WeightsManager(default_catalog(), root)
+        self.weights = weights
+        self.catalog = self.weights.catalog
         self.device_label = QLabel(self)
         self.device_label.setObjectName("modelsDevice")
         self.device = QComboBox(self)

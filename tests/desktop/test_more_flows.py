@@ -176,3 +176,58 @@ def test_sample_project_opens_from_the_menu(qtbot, window, tmp_path: Path) -> No
     from tests.desktop.conftest import screenshot
 
     screenshot(w, "07-sample-project")
+
+
+def test_models_dialog_downloads_with_progress_and_imports(qtbot, window, tmp_path: Path) -> None:
+    import hashlib
+    import http.server
+    import threading
+
+    from desktop.models_dialog import ModelsDialog
+    from engine.models.catalog import Catalog, ModelEntry, UrlSource
+    from engine.models.weights import WeightsManager
+
+    served = tmp_path / "served"
+    served.mkdir()
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.arange(300_000, dtype=np.float32)}, str(served / "w.safetensors"))
+    data = (served / "w.safetensors").read_bytes()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        catalog = Catalog()
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/w.safetensors"
+        catalog.register(ModelEntry(name="tiny.remote", kind="photo", architecture="open_clip",
+                                    source=UrlSource(url, hashlib.sha256(data).hexdigest(), "w.safetensors")))
+        catalog.register(ModelEntry(name="tiny.other", kind="photo", architecture="open_clip",
+                                    source=UrlSource(url, hashlib.sha256(data).hexdigest(), "o.safetensors")))
+        w = window
+        dialog = ModelsDialog(w, weights=WeightsManager(catalog, tmp_path / "cache", offline=False))
+        qtbot.addWidget(dialog)
+        progress: list[tuple] = []
+        w.jobs.progressed.connect(lambda job: progress.append(job.progress))
+        dialog.table.selectRow(1)
+        assert dialog.selected_name() == "tiny.remote"
+        dialog.buttons["Download"].click()
+        wait_idle(qtbot, w)
+        assert dialog.table.item(1, 4).text() == "yes", w.notifier.history
+        assert progress and progress[-1][0] == len(data)
+        # import the same file as the other entry's weights (offline), then remove it
+        dialog.table.selectRow(0)
+        dialog.import_file(served / "w.safetensors", "tiny.other")
+        wait_idle(qtbot, w)
+        assert dialog.table.item(0, 4).text() == "yes", w.notifier.history
+        dialog.buttons["Remove"].click()
+        assert dialog.table.item(0, 4).text() == "no"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -125,3 +125,29 @@ def test_painting_before_any_class_says_so(qtbot, window, tmp_path: Path) -> Non
     drag(w.photo_view.canvas, [(10, 10), (20, 20)])
     assert not w.document.editor.data.any()
     assert "class" in w.notifier.history[-1][1].lower()
+
+
+def test_zoom_with_the_wheel_fit_and_one_to_one(qtbot, window, tmp_path: Path) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    w = window
+    w.open_project(tmp_path / "proj", create=True)
+    w.open_paths([sample_photo(tmp_path)])
+    wait_for(qtbot, lambda: w.document.editor is not None)
+    canvas = w.photo_view.canvas
+    fitted = canvas.scale
+    under = canvas.to_image(QPointF(200, 150))
+    ev = QWheelEvent(QPointF(200, 150), QPointF(200, 150), QPoint(0, 0), QPoint(0, 240), Qt.MouseButton.NoButton,
+                     Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(canvas, ev)
+    assert abs(canvas.scale - fitted * 1.5625) < 1e-6
+    after = canvas.to_image(QPointF(200, 150))
+    assert abs(after[0] - under[0]) < 1e-6 and abs(after[1] - under[1]) < 1e-6  # zoom keeps the point
+    w.actions_by_id["maskwright.view.one_to_one"].trigger()
+    assert canvas.scale == 1.0
+    w.actions_by_id["maskwright.view.fit"].trigger()
+    assert abs(canvas.scale - fitted) < 1e-9
+    w.options_panel.opacity.setValue(20)
+    assert abs(canvas.opacity - 0.2) < 1e-9
