@@ -10,19 +10,19 @@ ever unpickled.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from engine.fsutil import atomic_path
 from trainers.errors import TrainingConfigError, TrainingError
 from trainers.sampling import SamplerState
 from trainers.schedule import Scheduler
 
-__all__ = ["RESUME_NAME", "BEST_NAME", "FORMAT", "RunState", "save", "load", "clone_state", "save_resume", "load_resume"]
+__all__ = ["RESUME_NAME", "BEST_NAME", "FORMAT", "RunState", "save", "load", "save_resume", "load_resume"]
 
 _logger = logging.getLogger(__name__)
 
@@ -30,11 +30,6 @@ RESUME_NAME = "resume.pt"
 BEST_NAME = "best.pt"
 FORMAT = "maskwright-train-checkpoint"
 VERSION = 1
-
-
-def clone_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of ``module.state_dict()`` that later training does not change."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
@@ -84,7 +79,7 @@ def save_resume(
     path: Path,
     *,
     recipe: str,
-    model: nn.Module,
+    model_state: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     scheduler: Scheduler,
     scaler: torch.amp.GradScaler,
@@ -94,7 +89,7 @@ def save_resume(
 ) -> None:
     """Write everything needed to continue a run exactly (``rngs``: every rank's random states)."""
     save(path, {
-        "recipe": recipe, "step": state.step, "elapsed": state.elapsed, "model": model.state_dict(),
+        "recipe": recipe, "step": state.step, "elapsed": state.elapsed, "model": model_state,
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
         "rng": rngs, "sampler": state.sampler.as_dict(), "config": config,
         "best": {"value": state.best_value, "step": state.best_step, "metrics": state.best_metrics,
@@ -106,12 +101,12 @@ def load_resume(
     path: Path,
     *,
     recipe: str,
-    model: nn.Module,
+    load_model: Callable[[dict[str, torch.Tensor]], None],
     optimizer: torch.optim.Optimizer,
     scheduler: Scheduler,
     scaler: torch.amp.GradScaler,
 ) -> tuple[RunState, list[dict[str, Any]]]:
-    """Restore :func:`save_resume` into the given modules; returns the run state and the random
+    """Restore :func:`save_resume` (``load_model`` receives the saved model state); returns the run state and the random
     states of every rank that wrote it.
 
     Raises
@@ -123,7 +118,7 @@ def load_resume(
     if ck.get("recipe") != recipe:
         raise TrainingConfigError(f"the checkpoint is from recipe {ck.get('recipe')!r}, not {recipe!r}", path)
     try:
-        model.load_state_dict(ck["model"])
+        load_model(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
         raise TrainingConfigError(f"the checkpoint does not fit this model or its settings ({err})", path) from err

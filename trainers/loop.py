@@ -202,6 +202,14 @@ class Trainer:
         stats.all_reduce()
         return stats.compute(names or None)
 
+    def model_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """What checkpoints keep of ``model`` (default all of it; frozen parts may be left out)."""
+        return model.state_dict()
+
+    def load_model_state(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`model_state` into ``model`` (strict)."""
+        model.load_state_dict(state)
+
     def collate(self, samples: list[Any]) -> Any:  # noqa: ANN401
         """Stack samples into a batch (default: ``torch.utils.data.default_collate``)."""
         return default_collate(samples)
@@ -353,13 +361,13 @@ class Trainer:
             self._validate_and_track(raw, val_ds, step, run_dir, state)
         if val_ds is None:
             state.best_step, state.best_metrics = step, {"train_loss": state.last_loss}
-            state.best_state = checkpoint.clone_state(raw) if info.is_main else None
+            state.best_state = self._snapshot(raw) if info.is_main else None
         elif state.best_state is None and info.is_main:
             best_path = run_dir / checkpoint.BEST_NAME  # resumed run whose best came before the stop
             if state.best_step >= 0 and best_path.is_file():
                 state.best_state = checkpoint.load(best_path)["model"]
             else:
-                state.best_step, state.best_state = step, checkpoint.clone_state(raw)
+                state.best_step, state.best_state = step, self._snapshot(raw)
         self._save_resume(run_dir, step, raw, optimizer, scheduler, scaler, state, elapsed)
         result = FitResult("done", reason, step, state.best_step, state.best_metrics, state.best_state, run_dir)
         published = None
@@ -372,6 +380,9 @@ class Trainer:
         return FitResult("done", reason, step, state.best_step, state.best_metrics, state.best_state, run_dir, published)
 
     # --------------------------------------------------------------- helpers
+    def _snapshot(self, raw: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model_state(raw).items()}
+
     def _stop_reason(self, step: int, elapsed: float, state: RunState) -> str | None:
         cfg = self.config
         flags = [
@@ -413,7 +424,7 @@ class Trainer:
             state.best_value, state.best_step, state.best_metrics = value, step, metrics
             state.bad_validations = 0
             if info.is_main:
-                state.best_state = checkpoint.clone_state(raw)
+                state.best_state = self._snapshot(raw)
                 path = run_dir / checkpoint.BEST_NAME
                 checkpoint.save(path, {"model": state.best_state, "step": step})
                 self.events.emit("checkpoint", step=step, path=str(path), kind="best")
@@ -427,13 +438,14 @@ class Trainer:
         if self.dist.is_main:
             state.step, state.elapsed = step, elapsed
             path = run_dir / checkpoint.RESUME_NAME
-            checkpoint.save_resume(path, recipe=self.name, model=raw, optimizer=optimizer, scheduler=scheduler,
+            checkpoint.save_resume(path, recipe=self.name, model_state=self.model_state(raw), optimizer=optimizer, scheduler=scheduler,
                                    scaler=scaler, state=state, rngs=rngs, config=self.config.as_dict())
             self.events.emit("checkpoint", step=step, path=str(path), kind="resume")
 
     def _load_resume(self, run_dir: Path, raw: nn.Module, optimizer: torch.optim.Optimizer,
                      scheduler: Scheduler, scaler: torch.amp.GradScaler) -> RunState:
-        state, rngs = checkpoint.load_resume(run_dir / checkpoint.RESUME_NAME, recipe=self.name, model=raw,
+        state, rngs = checkpoint.load_resume(run_dir / checkpoint.RESUME_NAME, recipe=self.name,
+                                             load_model=lambda sd: self.load_model_state(raw, sd),
                                              optimizer=optimizer, scheduler=scheduler, scaler=scaler)
         if len(rngs) == self.dist.world_size:
             distributed.set_rng_state(rngs[self.dist.rank])

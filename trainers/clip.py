@@ -1,0 +1,54 @@
+"""CLIP models and photo data for the open-vocabulary recipes (Cascade-CLIP, DenseVLM)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.openvocab.clip_model import ClipModel, ClipSpec, clip_from_catalog, load_clip
+from engine.openvocab.text import TextEncoder
+from trainers.data import AnnotationSource, ClassMap, TrainingItem
+
+__all__ = ["load_backbone", "class_text_embeddings", "read_photo_pairs", "model_slug"]
+
+_logger = logging.getLogger(__name__)
+
+
+def load_backbone(name: str, spec: ClipSpec | None = None) -> ClipModel:
+    """The CLIP model: ``spec`` when given (tests: tiny random configs), else the catalog's ``name``
+    through the weights manager (nothing downloads; a missing file says what to run)."""
+    return load_clip(spec) if spec is not None else clip_from_catalog(name)
+
+
+def class_text_embeddings(clip: ClipModel, prompts: Sequence[str]) -> torch.Tensor:
+    """``(K, E)`` float32 normalised embeddings, one per class: the mean of its synonyms' embeddings
+    (``"cat; kitten"``), each through the 80 ImageNet templates, renormalised."""
+    encoder = TextEncoder(clip)
+    rows = []
+    for prompt in prompts:
+        names = [s.strip() for s in prompt.split(";") if s.strip()]
+        rows.append(F.normalize(encoder.embed_names(names).float().mean(dim=0), dim=-1))
+    return torch.stack(rows).cpu()
+
+
+def read_photo_pairs(source: AnnotationSource, items: Sequence[TrainingItem], class_map: ClassMap | None
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(rgb, channels)`` per item; without a class map (unlabelled use) the channels are zeros."""
+    out = []
+    for item in items:
+        rgb = source.read_photo(item).rgb
+        if class_map is None:
+            out.append((rgb, np.zeros(rgb.shape[:2], dtype=np.uint8)))
+        else:
+            out.append((rgb, class_map.to_channels(source.read_labels(item))))
+    return out
+
+
+def model_slug(prefix: str, backbone: str) -> str:
+    """A catalog-style ``family.tag`` name for checkpoints made on ``backbone``."""
+    return f"{prefix}.{re.sub(r'[^A-Za-z0-9_-]+', '-', backbone).strip('-')}"
