@@ -123,7 +123,7 @@ def _set_pixels(ds: Dataset, arr: np.ndarray, transfer_syntax: str) -> None:
     ds.HighBit = 15
     ds.PixelRepresentation = 1 if arr.dtype == np.int16 else 0
     ds.PixelData = np.ascontiguousarray(arr).tobytes()
-    if transfer_syntax != ExplicitVRLittleEndian:
+    if UID(transfer_syntax).is_compressed:
         ds.compress(transfer_syntax, arr)
 
 
@@ -173,7 +173,8 @@ def write_series(
         Name the files in a random order (file names then say nothing about slice order), and
         give InstanceNumbers in that random order too.
     transfer_syntax
-        e.g. ``pydicom.uid.RLELossless`` to compress with pydicom's encoder.
+        e.g. ``pydicom.uid.RLELossless`` to compress with pydicom's encoder, or
+        ``ImplicitVRLittleEndian`` for an uncompressed implicit-VR file.
     extra
         Further keyword -> value pairs set on every dataset (``{"EchoNumbers": 2}``).
     """
