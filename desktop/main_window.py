@@ -151,6 +151,7 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
         op.uncertaintyToggled.connect(lambda _on: self._show_heat())
         op.optionsChanged.connect(self._sync_brush_cursor)
         self.tools.toolChanged.connect(self._on_tool)
+        self.tools.failed.connect(lambda err: self.notifier.error(err, context="Editing"))
         self.tools.needClass.connect(lambda: self.notifier.info("Type a class name in the Classes panel first."))
         self.photo_view.cursorInfo.connect(self._on_cursor)
         self.volume_view.cursorInfo.connect(self._on_cursor)

@@ -49,6 +49,7 @@ class ToolController(QObject):
     toolChanged = Signal(str)
     navigated = Signal(object, float, float)
     needClass = Signal()
+    failed = Signal(object)  # an exception from an edit: shown by the notifier, the stroke is undone
 
     def __init__(self, document: Document, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -80,7 +81,19 @@ class ToolController(QObject):
 
     def handle(self, canvas: Canvas, plane: Plane, image: np.ndarray | None, kind: str, row: float,
                col: float, buttons_down: bool) -> None:
-        """One mouse event on ``canvas`` showing ``plane``; ``image`` holds intensities for the wand."""
+        """One mouse event on ``canvas`` showing ``plane``; ``image`` holds intensities for the wand.
+
+        An error never escapes into the event loop: the open stroke is undone and the error is
+        emitted as ``failed`` (the window shows it), so the tools keep working.
+        """
+        try:
+            self._handle(canvas, plane, image, kind, row, col, buttons_down)
+        except Exception as err:  # noqa: BLE001 - relayed to the notifier
+            self.cancel()
+            self.failed.emit(err)
+
+    def _handle(self, canvas: Canvas, plane: Plane, image: np.ndarray | None, kind: str, row: float,
+                col: float, buttons_down: bool) -> None:
         if self.tool == "navigate":
             if kind in ("press", "move") and (kind == "press" or buttons_down):
                 self.navigated.emit(plane, row, col)
@@ -150,7 +163,7 @@ class ToolController(QObject):
     def cancel(self) -> None:
         """Drop an open stroke or polygon (Escape, tool change, item change)."""
         editor = self.document.editor
-        if self._stroke_open and editor is not None:
+        if self._stroke_open and editor is not None and editor.history.in_stroke:
             editor.abort_stroke()
         self._stroke_open = False
         if self._polygon_canvas is not None:

@@ -181,3 +181,23 @@ def test_cancel_a_job_from_the_job_panel(qtbot, window) -> None:
     wait_idle(qtbot, w)
     assert results == [] and "cancelled" in w.notifier.history[-1][1]
     assert not w.job_panel.rows
+
+
+def test_an_edit_error_is_a_message_and_the_tools_keep_working(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    _photo_project(qtbot, w, tmp_path, "cat")
+    data = w.document.editor.data
+    w.document.active_class = 1
+    original = w.tools._dab  # simulate an edit that fails half-way through a stroke
+
+    def broken(*args):
+        raise ValueError("brush radius must be positive")
+
+    w.tools._dab = broken  # type: ignore[method-assign]
+    drag(w.photo_view.canvas, [(40, 40), (60, 90)])
+    assert "brush radius" in w.notifier.last_error and "Editing" in w.notifier.last_error
+    assert not data.any() and not w.document.editor.history.in_stroke
+    w.tools._dab = original  # type: ignore[method-assign]
+    w.tools.options.radius = 4.0
+    drag(w.photo_view.canvas, [(40, 40), (60, 90)])
+    assert data.any() and w.document.undo_stack.count() == 1
