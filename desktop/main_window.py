@@ -129,7 +129,11 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
     def _wire(self) -> None:
         d = self.document
         d.projectChanged.connect(self._refresh_title)
-        d.itemsChanged.connect(self.refresh_items)
+        self._items_timer = QTimer(self)  # many items added at once refresh the browser once
+        self._items_timer.setSingleShot(True)
+        self._items_timer.setInterval(0)
+        self._items_timer.timeout.connect(self.refresh_items)
+        d.itemsChanged.connect(self._items_timer.start)
         d.itemChanged.connect(self._show_item)
         d.labelsChanged.connect(self._refresh_labels)
         d.edited.connect(self._on_edited)

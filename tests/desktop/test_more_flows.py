@@ -58,6 +58,7 @@ def test_status_filter_and_photo_export(qtbot, window, tmp_path: Path) -> None:
     wait_idle(qtbot, w)
     drag(w.photo_view.canvas, [(100, 100), (100, 160)])
     w.actions_by_id["maskwright.edit.mark_approved"].trigger()
+    qtbot.waitUntil(lambda: "approved" in w.browser.list.item(0).text() + w.browser.list.item(1).text())
     idx = w.browser.filter.findData("approved")
     w.browser.filter.setCurrentIndex(idx)
     assert w.browser.list.count() == 1
