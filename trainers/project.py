@@ -82,6 +82,17 @@ class ProjectSource:
             out.append(TrainingItem(key, rec.id, rec.kind, rec.name, version.version))
         return out
 
+    def all_items(self) -> list[TrainingItem]:
+        """Every item (of :attr:`kind`), whatever its status (for recipes that need no labels);
+        ``version`` is the latest annotation's, or 0."""
+        out = []
+        for rec in self.project.items():
+            if self.kind is None or rec.kind == self.kind:
+                latest = self.project.latest_version(rec.id)
+                key = f"{rec.id}:{rec.series_uid or rec.source.name}"
+                out.append(TrainingItem(key, rec.id, rec.kind, rec.name, latest.version if latest else 0))
+        return out
+
     def read_photo(self, item: TrainingItem) -> Photo:
         """The photo's pixels (read from its source file)."""
         from engine.io.photos import read_photo
