@@ -1,9 +1,10 @@
 """DICOM input: scan folders for series, load a series as a :class:`~engine.items.Volume`.
 
-The work is split over four small modules; this one is the public face:
+The work is split over small modules; this one is the public face:
 
 * :mod:`engine.io.dicom_headers`: one file's header -> per-slice records (classic, multi-frame,
-  enhanced per-frame functional groups);
+  enhanced per-frame functional groups), through :mod:`engine.io.dicom_quick` (a raw element
+  reader for classic files) or pydicom, with the value helpers of :mod:`engine.io.dicom_values`;
 * :mod:`engine.io.dicom_geometry`: sort along the slice normal, measure spacing, find missing
   slices, uneven spacing, repeated positions, gantry tilt;
 * :mod:`engine.io.dicom_scan`: walk a folder, skip non-DICOM files, group into 3D series;
