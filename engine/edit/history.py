@@ -55,13 +55,19 @@ class Atom:
 
 
 def _write(data: np.ndarray, atom: Atom, values: np.ndarray) -> None:
-    """Write ``values`` into the elements of ``data`` that ``atom`` covers (basic slicing only)."""
-    region = data[atom.key]
+    """Write ``values`` into the elements of ``data`` that ``atom`` covers.
+
+    Only basic slicing is used: read the box, modify it in numpy, write it back. A numpy map is
+    changed through the view directly; other array-likes (zarr, memory maps wrapped in objects)
+    get the box written back.
+    """
+    in_place = isinstance(data, np.ndarray)
+    region = data[atom.key] if in_place else np.array(data[atom.key])
     if atom.mask is None:
         region[...] = values
     else:
         region[atom.mask] = values
-    if region.base is None:  # an integer-only key returns a copy: write it back
+    if not in_place:
         data[atom.key] = region
 
 
