@@ -83,7 +83,7 @@ def read_volume(path: str | Path, *, series: str | None = None, progress: Progre
     ----------
     path
         A NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``) or MetaImage (``.mha``,
-        ``.mhd``) file, a DICOM folder, or a DICOM file.
+        ``.mhd``) file, a DICOM folder, a DICOM file, or a DICOMDIR (its folder is scanned).
     series
         For DICOM: the series key or SeriesInstanceUID when the source holds several.
     progress, cancel
@@ -107,6 +107,8 @@ def read_volume(path: str | Path, *, series: str | None = None, progress: Progre
     path = Path(path)
     if not path.exists():
         raise ItemReadError("no such file or folder", path)
+    if path.is_file() and path.name.upper() == "DICOMDIR":
+        path = path.parent  # a DICOMDIR indexes the files beside it: scan them
     if path.is_dir() or not _has_volume_suffix(path):
         if path.is_file() and not _looks_like_dicom(path):
             raise UnsupportedFormatError("not a volume file (NIfTI, NRRD, MHA/MHD) nor DICOM", path)

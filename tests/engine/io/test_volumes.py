@@ -136,3 +136,12 @@ def test_irregular_dicom_needs_allow_irregular(tmp_path: Path) -> None:
     with pytest.raises(SeriesGeometryError, match="missing"):
         read_volume(tmp_path)
     assert read_volume(tmp_path, allow_irregular=True).shape == (4, 8, 8)
+
+
+def test_dicomdir_opens_its_folder(tmp_path: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    s = write_series(tmp_path, shape=(3, 8, 8))
+    (tmp_path / "DICOMDIR").write_bytes(Path(get_testdata_file("DICOMDIR")).read_bytes())
+    v = read_volume(tmp_path / "DICOMDIR")
+    assert v.shape == (3, 8, 8) and v.series_uid == s.series_uid
