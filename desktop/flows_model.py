@@ -62,8 +62,23 @@ class ModelFlows(_Base):
         self.jobs.submit("Checking the GPU", detect, on_done=self.status.show_device)
 
     def model_config(self, kind: str) -> dict:
-        """What the next pre-annotation of ``kind`` items uses (read at each run: new checkpoints apply at once)."""
-        return dict(self.settings.get(f"model.{kind}", {}), device=self.settings.get("device", "auto"))
+        """What the next pre-annotation of ``kind`` items uses (read at each run: new checkpoints apply at once).
+
+        The settings name the model; the project's active checkpoint of that model (set by the
+        training dialog, or rolled back with ``maskwright``'s CLI) wins over the remembered file.
+        """
+        cfg = dict(self.settings.get(f"model.{kind}", {}), device=self.settings.get("device", "auto"))
+        project = self.document.project
+        if project is not None and kind == "volume":
+            try:
+                active = [c for c in project.checkpoints() if c.active and
+                          (c.model == cfg.get("model") or (not cfg.get("model") and c.model.startswith("mcanet")))]
+            except Exception as err:  # noqa: BLE001 - fall back to the settings
+                _logger.warning("reading the project's checkpoints: %s", err)
+                active = []
+            if active:
+                cfg.update(checkpoint=str(active[-1].path), model=active[-1].model)
+        return cfg
 
     # -- pre-annotation ----------------------------------------------------------------------
     def preannotate(self, scope: str) -> None:

@@ -175,3 +175,16 @@ def test_export_dicom_seg_from_the_menu(qtbot, window, tmp_path: Path) -> None:
     assert out.exists(), w.notifier.history
     ds = pydicom.dcmread(out)
     assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "liver"
+
+
+def test_the_projects_active_volume_checkpoint_is_used(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    _open_ct(qtbot, w, tmp_path)
+    project = w.document.project
+    first = project.add_checkpoint(_tiny_mcanet(tmp_path / "a.safetensors"), model="mcanet.test", active=True)
+    assert w.model_config("volume")["checkpoint"] == str(first.path)
+    second = project.add_checkpoint(_tiny_mcanet(tmp_path / "b.safetensors"), model="mcanet.test", active=True)
+    assert w.model_config("volume")["checkpoint"] == str(second.path)  # the newest, without a restart
+    project.set_active_checkpoint(first.id)  # a rollback
+    assert w.model_config("volume")["checkpoint"] == str(first.path)
+    assert w.model_config("volume")["model"] == "mcanet.test"
