@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
@@ -127,6 +128,12 @@ def _windows(ds: Dataset | FastHeader | QuickHeader) -> tuple[WindowPreset, ...]
     return tuple(out)
 
 
+_GROUP_SEQS = ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence",
+               "PixelValueTransformationSequence", "FrameVOILUTSequence", "FrameContentSequence",
+               "MREchoSequence", "MRImageFrameTypeSequence", "CTImageFrameTypeSequence")
+_SEQ_TAGS = {k: tag_for_keyword(k) for k in _GROUP_SEQS}
+
+
 def _item(ds: Dataset | FastHeader | QuickHeader | None, seq: str) -> Dataset | None:
     """The first item of sequence ``seq`` in ``ds``, or ``None``."""
     if ds is None:
@@ -135,9 +142,17 @@ def _item(ds: Dataset | FastHeader | QuickHeader | None, seq: str) -> Dataset | 
     return value[0] if value else None
 
 
-def _group(frame: Dataset | None, shared: Dataset | None, seq: str) -> Dataset | None:
-    """A functional group macro's item: per-frame wins over shared."""
-    return _item(frame, seq) or _item(shared, seq)
+def _group_items(item: Dataset | None) -> dict[str, FastHeader]:
+    """The functional-group macros present in one per-frame (or the shared) item, by keyword."""
+    if item is None:
+        return {}
+    out = {}
+    for keyword, tag in _SEQ_TAGS.items():
+        if tag in item:
+            value = item[tag].value
+            if value:
+                out[keyword] = FastHeader(value[0])
+    return out
 
 
 def _open(path: Path) -> tuple[Dataset, tuple[int, int] | None]:
@@ -292,6 +307,7 @@ def _slices(path: Path, ds: FastHeader | QuickHeader, sop_class: str, rows: int,
                   as_time(ds.get("AcquisitionTime")) or as_time(ds.get("ContentTime")),
                   float(common["instance_number"] or 0))
     out = []
+    shared_groups = _group_items(shared)
     for f in range(n_frames):
         frame = per_frame[f] if per_frame else None
         position = base_position
@@ -308,15 +324,16 @@ def _slices(path: Path, ds: FastHeader | QuickHeader, sop_class: str, rows: int,
         stack_id = ""
         order = base_order
         if frame is not None or shared is not None:
-            pos = _group(frame, shared, "PlanePositionSequence")
-            ori = _group(frame, shared, "PlaneOrientationSequence")
-            meas = _group(frame, shared, "PixelMeasuresSequence")
-            pvt = _group(frame, shared, "PixelValueTransformationSequence")
-            voi = _group(frame, shared, "FrameVOILUTSequence")
-            content = _item(frame, "FrameContentSequence")
-            mr_echo = _group(frame, shared, "MREchoSequence")
-            ftype = (_group(frame, shared, "MRImageFrameTypeSequence")
-                     or _group(frame, shared, "CTImageFrameTypeSequence"))
+            frame_groups = _group_items(frame)
+            groups = {**shared_groups, **frame_groups}  # per-frame wins over shared
+            pos = groups.get("PlanePositionSequence")
+            ori = groups.get("PlaneOrientationSequence")
+            meas = groups.get("PixelMeasuresSequence")
+            pvt = groups.get("PixelValueTransformationSequence")
+            voi = groups.get("FrameVOILUTSequence")
+            content = frame_groups.get("FrameContentSequence")
+            mr_echo = groups.get("MREchoSequence")
+            ftype = groups.get("MRImageFrameTypeSequence") or groups.get("CTImageFrameTypeSequence")
             if pos is not None:
                 position = as_floats(pos.get("ImagePositionPatient"), 3) or position
             if ori is not None:
@@ -333,7 +350,7 @@ def _slices(path: Path, ds: FastHeader | QuickHeader, sop_class: str, rows: int,
             if mr_echo is not None and mr_echo.get("EffectiveEchoTime") is not None:
                 echo = f"TE {as_float(mr_echo.get('EffectiveEchoTime'), 0.0):g}"
             if ftype is not None and ftype.get("FrameType"):
-                frame_type = "\\".join(str(v) for v in list(ftype.FrameType)[2:])
+                frame_type = "\\".join(str(v) for v in list(ftype.get("FrameType"))[2:])  # type: ignore[arg-type]
             if content is not None:
                 stack_id = as_text(content.get("StackID"))
                 temporal = as_text(content.get("TemporalPositionIndex")) or temporal
