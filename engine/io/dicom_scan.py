@@ -175,8 +175,30 @@ def _round(values: Iterable[float] | None, digits: int = 3) -> tuple[float, ...]
 _STACK_FIELDS = ("orientation", "size", "spacing", "echo", "image type", "time", "stack")
 
 
-def _group_key(s: SliceHeader) -> tuple[object, ...]:
-    return (_round(s.orientation), (s.rows, s.cols, s.samples), _round(s.pixel_spacing), s.echo,
+class _Clusters:
+    """Map nearly equal vectors (within ``tol`` per component) to one representative.
+
+    Rounding alone would split two slices whose orientations differ by 1e-7 across a rounding
+    boundary; clustering by distance does not.
+    """
+
+    def __init__(self, tol: float) -> None:
+        self.tol = tol
+        self.reps: list[tuple[float, ...]] = []
+
+    def __call__(self, values: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if values is None:
+            return None
+        for rep in self.reps:
+            if len(rep) == len(values) and max(abs(a - b) for a, b in zip(rep, values)) <= self.tol:
+                return rep
+        rep = _round(values)
+        self.reps.append(rep)  # type: ignore[arg-type]
+        return rep
+
+
+def _group_key(s: SliceHeader, orientations: _Clusters, spacings: _Clusters) -> tuple[object, ...]:
+    return (orientations(s.orientation), (s.rows, s.cols, s.samples), spacings(s.pixel_spacing), s.echo,
             s.image_type, s.temporal, s.stack_id)
 
 
@@ -241,8 +263,9 @@ def group_series(headers: Sequence[SliceHeader]) -> list[SeriesInfo]:
     out: list[SeriesInfo] = []
     for uid, slices in by_uid.items():
         groups: dict[tuple[object, ...], list[SliceHeader]] = defaultdict(list)
+        orientations, spacings = _Clusters(1e-3), _Clusters(1e-3)
         for s in slices:
-            groups[_group_key(s)].append(s)
+            groups[_group_key(s, orientations, spacings)].append(s)
         keys = sorted(groups, key=_natural_key)
         varying = [i for i in range(len(_STACK_FIELDS)) if len({k[i] for k in keys}) > 1]
         stacks: list[tuple[str, list[SliceHeader]]] = []

@@ -207,3 +207,15 @@ def test_stacks_are_in_natural_order(tmp_path: Path) -> None:
     series = scan_dicom(tmp_path)
     assert [s.stack for s in series] == ["echo 1", "echo 2", "echo 10"]
     assert [s.key for s in series] == [f"{uid}#1", f"{uid}#2", f"{uid}#3"]
+
+
+def test_orientation_noise_across_a_rounding_boundary_does_not_split(tmp_path: Path) -> None:
+    s = write_series(tmp_path, shape=(4, 8, 8), direction=oblique_direction())
+    for k, p in enumerate(s.paths):
+        ds = pydicom.dcmread(p)
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        iop[0] = 0.97649 if k % 2 else 0.97651  # rounds to 0.976 / 0.977 at 3 decimals
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in iop]
+        ds.save_as(p)
+    [info] = scan_dicom(tmp_path)
+    assert info.num_slices == 4
