@@ -26,7 +26,7 @@ def _image(array: np.ndarray, *, spacing=(0.7, 0.8, 2.5), origin=(-5.0, 12.0, 30
     return image
 
 
-@pytest.mark.parametrize("name", ["v.nii", "v.nii.gz", "v.nrrd", "v.mha", "v.mhd"])
+@pytest.mark.parametrize("name", ["v.nii", "v.nii.gz", "v.nrrd", "v.nhdr", "v.mha", "v.mhd"])
 def test_itk_formats_keep_geometry(tmp_path: Path, name: str) -> None:
     array = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
     sitk.WriteImage(_image(array), str(tmp_path / name))
