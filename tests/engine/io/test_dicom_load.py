@@ -202,3 +202,25 @@ def test_pydicom_data_jpeg_lossless_decode_like_pydicom(name: str) -> None:
     v = load_series(info, allow_irregular=True)  # secondary captures: no patient geometry
     expected = pydicom.dcmread(path).pixel_array
     np.testing.assert_array_equal(v.array.reshape(expected.shape), expected)
+
+
+def test_float_pixel_data_with_nan_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    s = write_series(tmp_path, shape=(2, 4, 4), modality="MR", rescale_intercept=0.0)
+    values = np.arange(32, dtype=np.float32).reshape(2, 4, 4) / 4
+    values[1, 2, 3] = np.nan
+    for k, p in enumerate(s.paths):  # parametric-map style Float Pixel Data
+        ds = pydicom.dcmread(p)
+        del ds.PixelData
+        del ds.PixelRepresentation
+        ds.BitsAllocated = 32
+        del ds.BitsStored, ds.HighBit
+        ds.FloatPixelData = values[k].tobytes()
+        ds.save_as(p)
+    with caplog.at_level(logging.WARNING, logger="engine.io.dicom_load"):
+        v = read_dicom_folder(tmp_path)
+    assert v.array.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(v.array), np.isnan(values))
+    np.testing.assert_array_equal(v.array[~np.isnan(values)], values[~np.isnan(values)])
+    assert "1 NaN voxel" in caplog.text
