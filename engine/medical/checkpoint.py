@@ -115,6 +115,10 @@ class MCANetMeta:
         In-plane ``(sx, sy)`` mm the model was trained at, or ``None`` (no resampling).
     tile_size
         ``(H, W)`` network input; larger slices are tiled, smaller ones padded.
+    resize_scale
+        For items without a physical spacing (photos): mmseg's keep-ratio test ``Resize`` scale;
+        the image is scaled by ``min(max(scale) / long side, min(scale) / short side)`` (the
+        official recipe: ``(512, 512)``). ``None``: photos are used at their own size.
     threshold
         Probability threshold of sigmoid models (mmseg's default 0.3).
     feature_size, image_size
@@ -136,6 +140,7 @@ class MCANetMeta:
     std: tuple[float, ...] = IMAGENET_STD
     spacing: tuple[float, float] | None = None
     tile_size: tuple[int, int] = (512, 512)
+    resize_scale: tuple[int, int] | None = None
     threshold: float = 0.3
     feature_size: str = "fixed"
     image_size: int | None = None
@@ -178,8 +183,9 @@ class MCANetMeta:
         raw["window"] = IntensityWindow(**raw.get("window", {}))
         for key in ("mean", "std", "tile_size"):
             raw[key] = tuple(raw[key])
-        if raw.get("spacing") is not None:
-            raw["spacing"] = tuple(raw["spacing"])
+        for key in ("spacing", "resize_scale"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -280,7 +286,8 @@ def import_official_checkpoint(path: str | Path, *, device: torch.device | str =
     """Load an official mmseg MCANet checkpoint (``.pth``) strictly, without conversion.
 
     The file carries no Maskwright metadata: the defaults are the official recipe's
-    (3 channels, ImageNet normalisation, 0..255 range, classes ``class 1..N``); ``meta_fields``
+    (3 channels, ImageNet normalisation, 0..255 range, photos rescaled to fit 512x512, classes
+    ``class 1..N``); ``meta_fields``
     override any :class:`MCANetMeta` field (``classes=...``, ``modality="CT"``, ``window=...``).
     """
     path = Path(path)
@@ -297,7 +304,8 @@ def import_official_checkpoint(path: str | Path, *, device: torch.device | str =
         raise WeightsError(str(err), path) from err
     out = int(sd["decode_head.conv_seg.weight"].shape[0])
     classes = sigmoid_classes("class 1") if out == 1 else softmax_classes([f"class {i}" for i in range(1, out)])
-    meta = MCANetMeta(variant=variant, classes=classes, description=f"imported from {path.name}")
+    meta = MCANetMeta(variant=variant, classes=classes, resize_scale=(512, 512),
+                      description=f"imported from {path.name}")
     meta = replace(meta, **meta_fields)
     model = build_model(meta)
     try:

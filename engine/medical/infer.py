@@ -254,10 +254,16 @@ def _segment_photo(photo: Photo, net: torch.nn.Module, meta: MCANetMeta, lut: to
                    amp: torch.dtype | None, options: InferenceOptions,
                    labels: LabelSet) -> tuple[LabelMap, np.ndarray | None]:
     lo, hi = intensity_range(photo.rgb, meta.window)
+    h, w = photo.shape
+    size = (h, w)
+    if meta.resize_scale is not None:  # mmseg's Resize(scale, keep_ratio=True)
+        factor = min(max(meta.resize_scale) / max(h, w), min(meta.resize_scale) / min(h, w))
+        size = (max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5)))
     with torch.inference_mode():
         x = to_unit(photo.rgb, lo, hi, device=device).permute(2, 0, 1)[None].contiguous()
-        x = normalise(x, meta.mean, meta.std)
-        ids, fg = _decide(forward_slices(net, x, meta, overlap=options.tile_overlap, amp=amp), meta, lut)
+        x = normalise(resize(x, size), meta.mean, meta.std)
+        logits = resize(forward_slices(net, x, meta, overlap=options.tile_overlap, amp=amp), (h, w))
+        ids, fg = _decide(logits, meta, lut)
     data = ids[0].to("cpu").numpy().astype(labels.dtype())
     probs = fg[0].to("cpu").numpy() if options.keep_probabilities else None
     return LabelMap(data, labels), probs

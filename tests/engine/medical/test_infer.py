@@ -263,3 +263,15 @@ def test_gpu_fp32_fused_equals_official_fixture() -> None:
     with torch.inference_mode():
         out = net(x).cpu().numpy()
     assert np.abs(out - ref["logits"]).max() <= 1e-4
+
+
+def test_photo_resize_scale_like_the_official_test_pipeline(tmp_path: Path) -> None:
+    path = tiny_checkpoint(tmp_path, modality="photo", classes=sigmoid_classes("lesion"), spacing=None,
+                           window=IntensityWindow("range", low=0, high=255), resize_scale=(64, 64))
+    model, meta = load_mcanet_checkpoint(path)
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    rgb = np.random.default_rng(5).integers(0, 256, size=(30, 100, 3), dtype=np.uint8)
+    result = segment(Photo(rgb), model, meta=meta, options=PLAIN)
+    assert seen == [(32, 64)]  # 100 -> 64 (scale 0.64), 30 -> 19, padded to multiples of 32
+    assert result.label_map.shape == (30, 100) and result.probabilities.shape == (1, 30, 100)
