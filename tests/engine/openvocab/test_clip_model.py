@@ -152,3 +152,29 @@ def test_window_smaller_than_a_patch_is_refused() -> None:
 
 def test_tiny_spec_key_depends_on_config() -> None:
     assert tiny_spec().key != ClipSpec(name="tiny-test-vit", pretrained=None, config={**TINY_CONFIG, "embed_dim": 16}).key
+
+
+def test_catalog_model_loads_through_the_weights_manager(tmp_path: Path) -> None:
+    """A catalog entry (tiny JSON config, local file) comes back as a ClipModel with its mean/std."""
+    from engine.models.catalog import Catalog, FileSource, ModelEntry
+    from engine.models.open_clip_entries import register_entries
+    from engine.openvocab.clip_model import clip_from_catalog
+
+    src = tiny_clip(6)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    weights = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in src.model.state_dict().items()}, str(weights))
+    catalog = Catalog()
+    register_entries(catalog)
+    catalog.register(ModelEntry(name="tiny.test", kind="photo", architecture="open_clip", config=str(config),
+                                source=FileSource(weights), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    clip = clip_from_catalog("tiny.test", catalog=catalog, weights_root=tmp_path / "root")
+    assert _same_weights(src.model, clip.model)
+    assert clip.mean.tolist() == [0.5, 0.5, 0.5] and clip.key.startswith("catalog:tiny.test|")
+    from engine.openvocab.text import TextEncoder
+
+    assert TextEncoder(clip, templates=("a {}.",)).embed_names(["cat"]).shape == (1, 32)
+    weights.unlink()
+    with pytest.raises(WeightsError, match="maskwright models import"):
+        clip_from_catalog("tiny.test", catalog=catalog, weights_root=tmp_path / "root")
