@@ -28,7 +28,7 @@ def _shifted(padded: torch.Tensor, pad: int, dy: int, dx: int, h: int, w: int) -
 
 
 def pamr(image: torch.Tensor, mask: torch.Tensor, *, iterations: int = 10,
-         dilations: Sequence[int] = (8, 16)) -> torch.Tensor:
+         dilations: Sequence[int] = (8, 16), class_chunk: int = 8) -> torch.Tensor:
     """Refine class scores along image edges.
 
     Parameters
@@ -42,6 +42,8 @@ def pamr(image: torch.Tensor, mask: torch.Tensor, *, iterations: int = 10,
         Number of propagation steps (10 in NACLIP/SCLIP).
     dilations
         Neighbour distances in pixels ((8, 16) in NACLIP/SCLIP).
+    class_chunk
+        Classes refined together (memory: about ``3 * class_chunk`` ``(H, W)`` planes).
 
     Returns
     -------
@@ -69,6 +71,15 @@ def pamr(image: torch.Tensor, mask: torch.Tensor, *, iterations: int = 10,
     )  # (B, P, H, W)
     weights = torch.softmax(logits, dim=1)
     del logits, img_p, mean, var, std, denom
+    # classes are refined independently: a few at a time keeps memory flat for many classes
+    return torch.cat([_propagate(mask[:, c: c + class_chunk], weights, neighbours, pad, iterations)
+                      for c in range(0, mask.shape[1], class_chunk)], dim=1)
+
+
+def _propagate(mask: torch.Tensor, weights: torch.Tensor, neighbours: list[tuple[int, int]], pad: int,
+               iterations: int) -> torch.Tensor:
+    """``iterations`` steps of ``mask(p) <- sum_n weights[n](p) * mask(p + offset_n)``."""
+    h, w = mask.shape[-2:]
     for _ in range(iterations):
         mask_p = F.pad(mask, [pad] * 4, mode="replicate")
         out = torch.zeros_like(mask)

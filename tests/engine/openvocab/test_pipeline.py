@@ -158,3 +158,11 @@ def test_settings_validate() -> None:
         SegmentSettings(precision="int8")
     s = SegmentSettings(strategy="clearclip", window=96)
     assert s.pick("window") == 96 and s.pick("stride") == 224 and s.pick("logit_scale") == 50.0
+
+
+def test_pamr_in_class_chunks_is_the_same() -> None:
+    from engine.openvocab.pamr import pamr
+
+    torch.manual_seed(1)
+    image, mask = torch.randn(1, 3, 40, 50), torch.randn(1, 11, 20, 25)
+    assert torch.equal(pamr(image, mask, iterations=4, class_chunk=3), pamr(image, mask, iterations=4, class_chunk=64))
