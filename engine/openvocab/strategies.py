@@ -99,14 +99,18 @@ STUFF_NAMES: tuple[str, ...] = (
 STRATEGIES: dict[str, Strategy] = {
     "naclip": Strategy("naclip", "kk_gauss", keep_residual=False, short_side=336, window=224, stride=112,
                        background_names=STUFF_NAMES),
-    "sclip": Strategy("sclip", "qq_kk", keep_residual=True, short_side=336, window=224, stride=112,
+    # SCLIP's configs that score a background use logit scale 50 (COCO-Object, Context-60)
+    "sclip": Strategy("sclip", "qq_kk", keep_residual=True, logit_scale=50.0, short_side=336, window=224, stride=112,
                       background_names=STUFF_NAMES),
     "clearclip": Strategy("clearclip", "qq", keep_residual=False, logit_scale=50.0, short_side=448, window=448,
                           stride=224, prob_threshold=0.5, background_names=("background",)),
     "maskclip": Strategy("maskclip", "identity", keep_residual=True, short_side=512, window=0, stride=0,
                          prob_threshold=0.0, pos_interp="size"),
 }
-"""The four methods at their reference settings (ViT-B/16)."""
+"""The four methods at their reference settings (ViT-B/16): NACLIP and SCLIP as their
+COCO-Object/Context-60 configs (336 short side, 224/112 windows, stuff names as background,
+threshold 0.1), ClearCLIP as its VOC-21 config, MaskCLIP as its 512x512 VOC config (whole image,
+no threshold)."""
 
 
 def get_strategy(name: str | Strategy) -> Strategy:
