@@ -356,6 +356,10 @@ def load_clip(spec: ClipSpec = ClipSpec(), *, device: torch.device | str = "cpu"
             else:
                 weights, tag_cfg = _hub_file_for_tag(spec.name, spec.pretrained, spec.cache_dir or _default_cache_dir())
                 mean, std = tuple(tag_cfg.get("mean", mean)), tuple(tag_cfg.get("std", std))
+                if tag_cfg.get("quick_gelu", False) and not config.get("quick_gelu", False):
+                    # e.g. ViT-B-16 + openai: the weights were trained with QuickGELU
+                    _logger.info("%s %s: using QuickGELU as the weights were trained with it", spec.name, spec.pretrained)
+                    config = {**config, "quick_gelu": True}
             model = build_clip_from_config(config, seed=spec.seed)
             _load_weights_file(model, weights)
     mean = spec.mean or mean

@@ -112,6 +112,25 @@ def test_tag_found_in_hub_cache_loads_with_the_tags_preprocessing(tmp_path: Path
     assert loaded.key == "ViT-B-16|laion2b_s34b_b88k"
 
 
+def test_openai_tag_on_a_gelu_config_gets_quickgelu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain ViT-B-16 + openai would silently run GELU in open_clip 3.x; we follow the tag."""
+    import open_clip
+    from open_clip.transformer import QuickGELU
+
+    src = tiny_clip(4)
+    repo = open_clip.get_pretrained_cfg("ViT-B-16", "openai")["hf_hub"].rstrip("/")
+    root = tmp_path / f"models--{repo.replace('/', '--')}"
+    (root / "snapshots" / "abc").mkdir(parents=True)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("abc")
+    save_file({k: v.contiguous() for k, v in src.model.state_dict().items()},
+              str(root / "snapshots" / "abc" / "open_clip_model.safetensors"))
+    gelu_config = {k: v for k, v in TINY_CONFIG.items() if k != "quick_gelu"}
+    monkeypatch.setattr("open_clip.factory.get_model_config", lambda name: json.loads(json.dumps(gelu_config)))
+    loaded = load_clip(ClipSpec(name="ViT-B-16", pretrained="openai", cache_dir=tmp_path))
+    assert isinstance(loaded.model.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+
+
 @pytest.mark.parametrize("size", [(32, 32), (24, 40), (64, 16), (8, 8)])
 def test_any_window_size_runs(size: tuple[int, int]) -> None:
     clip = tiny_clip()
