@@ -250,6 +250,14 @@ class ModelFlows(_Base):
         writer lock) and made active there, and remembered in the settings.
         """
         record = dict(record or {})
+        description = Path(path).with_suffix(".json")  # the trainer's record beside the weights
+        if description.is_file():
+            import json
+
+            try:
+                record = {**json.loads(description.read_text(encoding="utf-8")), **record}
+            except (OSError, ValueError) as err:
+                _logger.warning("%s: unreadable checkpoint description (%s)", description, err)
         model = str(record.get("model") or model)
         project = self.document.project
         if project is not None and Path(path).is_file():

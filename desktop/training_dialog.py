@@ -51,6 +51,13 @@ class TrainingDialog(QDialog):
         self.recipe.setCurrentText(saved.get("recipe", "cascade"))
         self.classes = QListWidget(self)
         self.classes.setObjectName("trainClasses")
+        self.classes.setToolTip("The model learns every class of the project that its corrected items use.")
+        self.classes.setMaximumHeight(90)
+        self.variant = QComboBox(self)
+        self.variant.setObjectName("trainVariant")
+        self.variant.setEditable(True)
+        self.variant.addItems(["t", "s", "b"])
+        self.variant.setCurrentText(saved.get("variant", "t"))
         self.steps = QSpinBox(self)
         self.steps.setObjectName("trainSteps")
         self.steps.setRange(1, 1_000_000)
@@ -70,7 +77,8 @@ class TrainingDialog(QDialog):
         self.extra.setPlaceholderText("extra trainer options, e.g. --batch-size 4")
         form = QFormLayout()
         form.addRow("Recipe", self.recipe)
-        form.addRow("Classes", self.classes)
+        form.addRow("MCANet size", self.variant)
+        form.addRow("Classes learnt", self.classes)
         form.addRow("Max steps", self.steps)
         form.addRow("Time budget (min)", self.minutes)
         form.addRow("Device", self.device)
@@ -107,44 +115,38 @@ class TrainingDialog(QDialog):
         self.events: list[dict] = []
         self.checkpoint: str = ""
         self.checkpoint_event: dict = {}
-        self._fill_classes(saved.get("classes"))
+        self._fill_classes()
+        self.recipe.currentTextChanged.connect(lambda r: self.variant.setEnabled(r == "mcanet"))
+        self.variant.setEnabled(self.recipe.currentText() == "mcanet")
         self.resize(760, 640)
 
-    def _fill_classes(self, chosen: list[str] | None) -> None:
-        from PySide6.QtCore import Qt
-
+    def _fill_classes(self) -> None:
+        """List the project's classes (the trainer learns those its corrected items use)."""
         self.classes.clear()
         for c in self.window_.document.labels:
-            it = QListWidgetItem(c.name)
-            it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = chosen is None or c.name in chosen
-            it.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
-            self.classes.addItem(it)
+            self.classes.addItem(QListWidgetItem(c.name))
 
     def chosen_classes(self) -> list[str]:
-        from PySide6.QtCore import Qt
-
-        return [self.classes.item(i).text() for i in range(self.classes.count())
-                if self.classes.item(i).checkState() == Qt.CheckState.Checked]
+        return [self.classes.item(i).text() for i in range(self.classes.count())]
 
     def build_arguments(self) -> list[str]:
         """The trainer's command line after the Python executable."""
         project = self.window_.document.project
         assert project is not None
-        args = ["-m", "trainers", "fit", "--project", str(project.folder), "--recipe", self.recipe.currentText(),
-                "--max-steps", str(self.steps.value()), "--device", self.device.currentText().strip() or "auto"]
+        recipe = self.recipe.currentText()
+        args = ["-m", "trainers", "fit", "--project", str(project.folder), "--recipe", recipe,
+                "--steps", str(self.steps.value()), "--device", self.device.currentText().strip() or "auto"]
+        if recipe == "mcanet":
+            args += ["--variant", self.variant.currentText().strip() or "t"]
         if self.minutes.value() > 0:
             args += ["--time-budget", str(self.minutes.value() * 60)]
-        classes = self.chosen_classes()
-        if classes and len(classes) < self.classes.count():
-            args += ["--classes", ",".join(classes)]
         args += self.extra.text().split()
         return args
 
     def remember(self) -> None:
         self.window_.settings.set("training", {
             "recipe": self.recipe.currentText(), "steps": self.steps.value(), "minutes": self.minutes.value(),
-            "device": self.device.currentText(), "extra": self.extra.text(), "classes": self.chosen_classes()})
+            "device": self.device.currentText(), "extra": self.extra.text(), "variant": self.variant.currentText()})
         self.window_.settings.save()
 
     # -- running -----------------------------------------------------------------------------

@@ -34,19 +34,26 @@ def test_command_line_and_remembered_settings(qtbot, window, tmp_path: Path) -> 
     d.steps.setValue(7)
     d.minutes.setValue(2)
     d.device.setCurrentText("cpu")
-    from PySide6.QtCore import Qt
-
-    d.classes.item(1).setCheckState(Qt.CheckState.Unchecked)
+    assert d.chosen_classes() == ["cat", "dog"]
     args = d.build_arguments()
     assert args[:3] == ["-m", "trainers", "fit"]
     assert args[args.index("--project") + 1] == str(window.document.project.folder)
-    assert args[args.index("--recipe") + 1] == "cascade" and args[args.index("--max-steps") + 1] == "7"
-    assert args[args.index("--time-budget") + 1] == "120" and args[args.index("--classes") + 1] == "cat"
+    assert args[args.index("--recipe") + 1] == "cascade" and args[args.index("--steps") + 1] == "7"
+    assert args[args.index("--time-budget") + 1] == "120" and "--variant" not in args
+    d.recipe.setCurrentText("mcanet")
+    d.variant.setCurrentText("s")
+    args = d.build_arguments()
+    assert args[args.index("--variant") + 1] == "s"
+    from trainers.cli import build_parser
+
+    parsed = build_parser().parse_args(args[2:])  # the trainer accepts exactly what the dialog builds
+    assert parsed.steps == 7 and parsed.variant == "s" and parsed.time_budget == 120.0
     d.remember()
     from desktop.training_dialog import TrainingDialog
 
     again = TrainingDialog(window)
-    assert again.steps.value() == 7 and again.device.currentText() == "cpu" and again.chosen_classes() == ["cat"]
+    assert again.steps.value() == 7 and again.device.currentText() == "cpu" and again.variant.currentText() == "s"
+    assert again.recipe.currentText() == "mcanet"
 
 
 def test_events_are_plotted_and_the_checkpoint_becomes_active(qtbot, window, tmp_path: Path) -> None:
