@@ -154,7 +154,7 @@ def write_notices(distributions: Iterable[str], out: Path, *, unowned: Iterable[
     boot = _pyinstaller_notice()
     if boot is not None:
         notices.append(boot)
-    for name in sorted(set(distributions)):
+    for name in sorted(set(distributions) - {"pyinstaller"}):  # the bootloader's notice is added above
         try:
             notices.append(notice_for(name))
         except md.PackageNotFoundError:
