@@ -291,10 +291,7 @@ def import_official_checkpoint(path: str | Path, *, device: torch.device | str =
     override any :class:`MCANetMeta` field (``classes=...``, ``modality="CT"``, ``window=...``).
     """
     path = Path(path)
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise WeightsError(f"not a readable PyTorch checkpoint ({err})", path) from err
+    raw = _load_pth(path)
     if not isinstance(raw, Mapping):
         raise WeightsError("the checkpoint is not a dictionary of tensors", path)
     try:
@@ -313,6 +310,45 @@ def import_official_checkpoint(path: str | Path, *, device: torch.device | str =
     except WeightsError as err:
         raise WeightsError(err.reason, path) from err
     return model.to(device).eval(), meta
+
+
+class _Inert:
+    """Stands in for a class an mmengine checkpoint pickles outside its weights (mmengine's
+    ``HistoryBuffer`` in ``message_hub``, numpy arrays in ``meta``): accepts any arguments and
+    state, runs no code, holds nothing anyone reads."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> _Inert:  # noqa: D102
+        return super().__new__(cls)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        self._state = state
+
+
+def _load_pth(path: Path) -> Mapping[str, Any]:
+    """``torch.load(weights_only=True)``; when the file also pickles other objects (an mmengine
+    checkpoint's ``message_hub``/``meta``), those are read as inert placeholders, never as the
+    classes they name. Raises :class:`WeightsError` naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise WeightsError("the checkpoint file does not exist", path) from err
+    except Exception as first:  # pickle.UnpicklingError for a non-allowlisted global, or a damaged file
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception as err:
+            raise WeightsError(f"not a readable PyTorch checkpoint ({first})", path) from err
+        if not names:
+            raise WeightsError(f"not a readable PyTorch checkpoint ({first})", path) from first
+        stubs = [(type(n.rpartition(".")[2], (_Inert,), {"__module__": n.rpartition(".")[0]}), n) for n in names]
+        _logger.info("%s: reading %s as inert placeholders", path, ", ".join(names))
+        try:
+            with torch.serialization.safe_globals(stubs):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise WeightsError(f"not a readable PyTorch checkpoint ({err})", path) from err
 
 
 def _check_model_matches(model: MCANet, meta: MCANetMeta, path: Path) -> None:

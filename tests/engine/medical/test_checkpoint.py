@@ -107,3 +107,46 @@ def test_official_pth_with_foreign_keys_is_refused(tmp_path: Path) -> None:
     torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(1)}}, path)
     with pytest.raises(WeightsError, match="other.pth: no backbone.patch_embed1 weights"):
         load_mcanet_checkpoint(path)
+
+
+def test_a_full_mmengine_checkpoint_loads_without_unpickling_its_extras(tmp_path: Path) -> None:
+    """mmengine saves ``message_hub`` (``HistoryBuffer`` objects holding numpy arrays) and ``meta``
+    next to ``state_dict``: plain ``weights_only`` loading refuses them; we read them as inert
+    placeholders and never import or run their classes."""
+    import sys
+    import types
+
+    import numpy as np
+
+    module = types.ModuleType("mmengine_fake_logging")
+    ran: list[str] = []
+
+    class HistoryBuffer:
+        def __init__(self) -> None:
+            self._log_history = np.arange(3.0)
+
+        def __setstate__(self, state: dict) -> None:  # would run on a real unpickle
+            ran.append("setstate")
+            self.__dict__.update(state)
+
+    HistoryBuffer.__module__ = module.__name__
+    HistoryBuffer.__qualname__ = "HistoryBuffer"
+    module.HistoryBuffer = HistoryBuffer
+    sys.modules[module.__name__] = module
+    shapes = {k: tuple(v) for k, v in json.loads((FIXTURES / "official_keys_t.json").read_text()).items()}
+    sd = seeded_state_dict(shapes)
+    path = tmp_path / "best_mDice_iter_8000.pth"
+    try:
+        torch.save({"meta": {"seed": np.int64(3), "dataset_meta": {"classes": ("background", "polyp")}},
+                    "message_hub": {"log_scalars": {"train/loss": HistoryBuffer()}},
+                    "state_dict": sd}, path)
+    finally:
+        del sys.modules[module.__name__]
+    with pytest.raises(Exception):
+        torch.load(path, map_location="cpu", weights_only=True)
+    model, meta = load_mcanet_checkpoint(path)
+    assert meta.variant == "t" and not ran
+    assert torch.equal(model.state_dict()["decode_head.conv_seg.weight"], sd["decode_head.conv_seg.weight"])
+    (tmp_path / "damaged.pth").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(WeightsError, match="damaged.pth: not a readable PyTorch checkpoint"):
+        load_mcanet_checkpoint(tmp_path / "damaged.pth")
