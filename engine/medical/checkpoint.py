@@ -295,7 +295,7 @@ def import_official_checkpoint(path: str | Path, *, device: torch.device | str =
     if not isinstance(raw, Mapping):
         raise WeightsError("the checkpoint is not a dictionary of tensors", path)
     try:
-        sd = checkpoint_filter_fn(raw, None)  # type: ignore[arg-type]
+        sd = checkpoint_filter_fn(raw)
         variant = variant_from_state_dict(sd)
     except ValueError as err:
         raise WeightsError(str(err), path) from err

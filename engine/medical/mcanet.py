@@ -130,7 +130,7 @@ def _adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return weight.repeat(1, reps, 1, 1)[:, :in_channels] * (weight.shape[1] / in_channels)
 
 
-def checkpoint_filter_fn(checkpoint: Mapping[str, object], model: MCANet) -> dict[str, torch.Tensor]:
+def checkpoint_filter_fn(checkpoint: Mapping[str, object], model: MCANet | None = None) -> dict[str, torch.Tensor]:
     """Turn a loaded checkpoint into a ``state_dict`` for ``model`` (dict in, dict out).
 
     Recognises an mmseg checkpoint (``{"state_dict": {backbone.*, decode_head.*}, "meta": ...}``,
