@@ -80,6 +80,9 @@ class MCANetTrainer(Trainer):
 
     def prepare(self) -> None:
         s = self.settings
+        if self.config.batch_size // self.dist.world_size < 2:
+            raise TrainingConfigError("MCANet's BatchNorm needs at least 2 samples per process in a batch: "
+                                      f"use --batch-size {2 * self.dist.world_size} or more")
         with ProjectSource(s.project, kind="volume") as source:
             self.items = source.trainable_items()
             require_items(self.items, s.project, "volume")
@@ -132,6 +135,9 @@ class MCANetTrainer(Trainer):
 
     def build_model(self) -> nn.Module:
         model = build_model(self.meta)
+        for name, p in model.named_parameters():  # the official head's unused attention temperature:
+            if name.endswith(".temperature"):  # frozen, so DDP does not wait for its gradient
+                p.requires_grad_(False)
         s = self.settings
         if s.init == "imagenet":
             load_backbone_weights(model.backbone, torch.load(s.weights, map_location="cpu", weights_only=True))
@@ -163,6 +169,8 @@ class MCANetTrainer(Trainer):
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
         for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
             key = (name.startswith("decode_head."), "norm" in name or p.ndim == 1)
             groups.setdefault(key, []).append(p)
         return [{"params": ps, "lr_scale": self.settings.head_lr_scale if head else 1.0,

@@ -27,7 +27,7 @@ def shapes_volume(seed: int, *, depth: int = 8, size: int = 64) -> tuple[np.ndar
     lab[ball] = 1
     h = int(rng.integers(size // 6, size // 4))
     by, bx = (int(v) for v in rng.integers(2, size - h - 2, 2))
-    bz = int(rng.integers(0, depth - 4))
+    bz = int(rng.integers(0, max(depth - 4, 1)))
     box = np.zeros_like(ball)
     box[bz : bz + 4, by : by + h, bx : bx + h] = True
     arr[box] = rng.normal(260.0, 25.0, int(box.sum()))
