@@ -261,7 +261,7 @@ def _segment_photo(photo: Photo, net: torch.nn.Module, meta: MCANetMeta, lut: to
         size = (max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5)))
     with torch.inference_mode():
         x = to_unit(photo.rgb, lo, hi, device=device).permute(2, 0, 1)[None].contiguous()
-        x = normalise(resize(x, size), meta.mean, meta.std)
+        x = normalise(resize(x, size, antialias=False), meta.mean, meta.std)  # as mmseg's cv2 Resize
         logits = resize(forward_slices(net, x, meta, overlap=options.tile_overlap, amp=amp), (h, w))
         ids, fg = _decide(logits, meta, lut)
     data = ids[0].to("cpu").numpy().astype(labels.dtype())

@@ -113,11 +113,13 @@ def resampled_size(shape_yx: tuple[int, int], spacing_xy: tuple[float, float],
     return (max(1, int(round(h * sy / ty))), max(1, int(round(w * sx / tx))))
 
 
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of ``(B, C, H, W)`` (antialiased when shrinking); a no-op at equal size."""
+def resize(x: torch.Tensor, size: tuple[int, int], *, antialias: bool = True) -> torch.Tensor:
+    """Bilinear resize of ``(B, C, H, W)`` (half-pixel centres; antialiased when shrinking unless
+    ``antialias=False``, which matches OpenCV's ``INTER_LINEAR`` used by mmseg's ``Resize``); a
+    no-op at equal size."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    shrink = antialias and (size[0] < x.shape[-2] or size[1] < x.shape[-1])
     if shrink and x.device.type == "cpu" and x.dtype != torch.float32:
         return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False,
                              antialias=True).to(x.dtype)
