@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "engine.cli.export",
     "engine.cli.train",
     "engine.cli.models",
+    "engine.cli.segment",
 )
 
 

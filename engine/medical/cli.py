@@ -32,8 +32,8 @@ def load_model_argument(model: str | None) -> tuple[MCANet, MCANetMeta]:
     if not model:
         raise ModelError("segmenting volumes needs --model (an MCANet checkpoint file or catalog name)")
     path = Path(model).expanduser()
-    if path.exists():
-        return load_mcanet_checkpoint(path)
+    if path.exists() or path.suffix in (".safetensors", ".pth", ".pt") or len(path.parts) > 1:
+        return load_mcanet_checkpoint(path)  # WeightsError naming the file when it is absent
     from engine.models.catalog import default_catalog
     from engine.models.weights import WeightsManager
 

@@ -72,3 +72,16 @@ def test_checkpoints_load_through_the_catalog(tmp_path: Path) -> None:
     assert entry.kind == "volume" and entry.labels == ("liver", "spleen") and entry.input_size == (3, 64, 64)
     model, meta = catalog.load("mcanet-test.liver", WeightsManager(catalog, tmp_path / "weights", offline=True))
     assert meta.classes[0].name == "liver" and not model.training
+
+
+def test_maskwright_segment_command_for_a_volume(tmp_path: Path) -> None:
+    from engine.cli import main
+
+    image = sitk.GetImageFromArray(np.random.default_rng(1).integers(-200, 300, size=(2, 16, 16)).astype(np.int16))
+    sitk.WriteImage(image, str(tmp_path / "v.nrrd"))
+    ckpt = tiny_checkpoint(tmp_path, modality="")
+    assert main(["segment", "--model", str(ckpt), str(tmp_path / "v.nrrd"), "--out", str(tmp_path / "o"),
+                 "--device", "cpu"]) == 0
+    assert read_mask_nifti(tmp_path / "o" / "v.nii.gz").shape == (2, 16, 16)
+    assert main(["segment", "--model", str(tmp_path / "absent.safetensors"), str(tmp_path / "v.nrrd"),
+                 "--out", str(tmp_path / "o")]) == 2  # a clear one-line error, not a traceback
