@@ -237,7 +237,7 @@ def test_gpu_autocast_matches_cpu_fp32(tmp_path: Path) -> None:
         gpu = segment(vol, path, options=InferenceOptions(device="cuda", precision=precision))
         inter = np.logical_and(cpu.label_map.data > 0, gpu.label_map.data == cpu.label_map.data).sum()
         dice = 2 * inter / ((cpu.label_map.data > 0).sum() + (gpu.label_map.data > 0).sum())
-        assert dice >= 0.99, precision
+        assert dice >= (0.99 if precision == "fp16" else 0.98), precision  # bf16 keeps 8 mantissa bits
         assert np.abs(cpu.probabilities.astype(int) - gpu.probabilities).mean() < 2.0
 
 
