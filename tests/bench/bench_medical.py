@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,17 @@ def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
     return 2.0 * inter / max(1, fa.sum().item() + fb.sum().item())
 
 
+def _timed(fn: Callable[[], torch.Tensor], *, warm: bool) -> tuple[float, torch.Tensor]:
+    """``(best seconds, output)``: batch-1 cases get a warm-up and two timed calls, batch-8 cases
+    one timed call (after the batch-1 case of the same size has warmed the kernels up)."""
+    if not warm:
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, out
+    out = fn()
+    return best_of(fn, repeat=2, warmup=0), out
+
+
 def _throughput() -> None:
     from engine.medical.fast import fuse_for_inference, tune_cpu_allocator
 
@@ -62,24 +74,21 @@ def _throughput() -> None:
     for v, s, b in cases:  # the reference first, with the default allocator
         x = inputs[(s, b)]
         with torch.no_grad():
-            ref_out[(v, s, b)] = models[v](x)
-            ref_time[(v, s, b)] = best_of(lambda: models[v](x), repeat=2 if b == 1 else 1, warmup=1 if b == 1 else 0)
+            ref_time[(v, s, b)], ref_out[(v, s, b)] = _timed(lambda: models[v](x), warm=b == 1)
     tune_cpu_allocator()
     fused = {v: fuse_for_inference(m) for v, m in models.items()}
     rows = []
     for v, s, b in cases:
         x, net = inputs[(s, b)], fused[v]
         with torch.inference_mode():
-            out = net(x)
-            t = best_of(lambda: net(x), repeat=2 if b == 1 else 1, warmup=1 if b == 1 else 0)
+            t, out = _timed(lambda: net(x), warm=b == 1)
             diff = (out - ref_out[(v, s, b)]).abs().max().item()
             bf16_cells: list[object] = ["-", "-", "-"]
             if b == 8:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
-                    out16 = net(x).float()
-                    t16 = best_of(lambda: net(x), repeat=1, warmup=0)
-                dice = _dice(out16.argmax(1), ref_out[(v, s, b)].argmax(1))
-                bf16_cells = [b / t16, ref_time[(v, s, b)] / t16, dice]
+                    t16, out16 = _timed(lambda: net(x), warm=False)
+                dice = _dice(out16.float().argmax(1), ref_out[(v, s, b)].argmax(1))
+                bf16_cells = [b / t16, f"{ref_time[(v, s, b)] / t16:.2f}x", f"{dice:.3f}"]
         rows.append([f"MCANet-{v.upper()}", f"{s}x{s}", b, b / ref_time[(v, s, b)], b / t,
                      f"{ref_time[(v, s, b)] / t:.2f}x", f"{diff:.1e}", *bf16_cells])
     print_table("MCANet CPU throughput (slices/s; reference = plain eager fp32, same weights, same run)",
@@ -88,9 +97,9 @@ def _throughput() -> None:
     # how much of the gain is the allocator alone: the plain eager forward again, now with it tuned
     x = inputs[(256, 8)]
     with torch.no_grad():
-        t_eager_tuned = best_of(lambda: models["t"](x), repeat=1, warmup=0)
+        t_eager_tuned, _ = _timed(lambda: models["t"](x), warm=False)
     with torch.inference_mode():
-        t_ours = best_of(lambda: fused["t"](x), repeat=1, warmup=0)
+        t_ours, _ = _timed(lambda: fused["t"](x), warm=False)
     print_table("Share of the allocator (MCANet-T, 256x256, batch 8, slices/s)",
                 ["eager, default malloc", "eager, tuned malloc", "ours (fused + tuned malloc)"],
                 [[8 / ref_time[("t", 256, 8)], 8 / t_eager_tuned, 8 / t_ours]])
