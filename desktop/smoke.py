@@ -14,7 +14,11 @@ sample project all inside it, nothing of the person's touched) it:
 4. paints a square of one class through the document (one undo step) and saves;
 5. closes the window (which saves), reopens the project with the engine and checks the saved
    map holds the edit on top of the model's version;
-6. all the while, refuses and records every attempt to reach a host other than this machine
+6. marks the sample CT corrected (a bone threshold as "spine") and runs one step of MCANet
+   training as a separate process, started the way the app starts it
+   (``engine.cli.train.trainer_command``: in the bundle, this executable with ``trainers fit``),
+   and checks a checkpoint was published (``--no-train`` leaves this out);
+7. all the while, refuses and records every attempt to reach a host other than this machine
    (a name lookup or a connect): start-up and pre-annotation must not download anything.
 
 Exit status 0 when every step passed; 1 with the failing step on stderr otherwise. Each step is
@@ -148,7 +152,55 @@ def test_model_folder() -> Path:
     return folder
 
 
-def run_smoke_test(workdir: Path, *, timeout_s: float = 600.0,
+def _train_once(folder: Path, timeout_s: float) -> str:
+    """Mark the sample volume corrected (a bone threshold as "spine") and run one training step.
+
+    The training process is started the way the app starts it (:func:`engine.cli.train.trainer_command`):
+    in the bundle that is this executable with ``trainers fit``, never a Python on the machine.
+    """
+    import subprocess
+
+    import numpy as np
+
+    from desktop.loading import read_item_source
+    from engine.cli.train import trainer_command
+    from engine.store.project import Project
+    from engine.store.records import Provenance
+
+    with Project.open(folder) as project:
+        record = next(r for r in project.items() if r.kind == "volume")
+        volume = read_item_source(record)
+        spine = project.labels().find("spine")
+        if spine is None:
+            raise SmokeFailure("train: the sample project has no 'spine' class")
+        labels = np.zeros(volume.shape, dtype=project.labels().dtype())
+        labels[volume.array > 250] = spine.id
+        project.save_annotation(record.id, labels, provenance=Provenance.from_person(), status="corrected")
+    cmd = trainer_command("fit", "--project", str(folder), "--recipe", "mcanet", "--init", "scratch", "--steps", "1",
+                          "--batch-size", "2", "--crop", "64", "--device", "cpu", "--warmup", "0")
+    if cmd[0] != sys.executable or (getattr(sys, "frozen", False) and cmd[1] != "trainers"):
+        raise SmokeFailure(f"train: the training command does not use this executable: {cmd[:3]}")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as err:
+        raise SmokeFailure(f"train: no answer after {timeout_s:.0f} s") from err
+    events = []
+    for line in proc.stdout.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    done = [e for e in events if e.get("event") == "done"]
+    if proc.returncode != 0 or not done or not done[-1].get("published"):
+        raise SmokeFailure(f"train: exit {proc.returncode}, events {[e.get('event') for e in events]}: "
+                           f"{proc.stderr.strip()[-1500:]}")
+    published = Path(done[-1]["published"])
+    if not published.is_file():
+        raise SmokeFailure(f"train: the published checkpoint is missing: {published}")
+    return f"{' '.join(Path(c).name for c in cmd[:3])} ... -> {published.name}"
+
+
+def run_smoke_test(workdir: Path, *, timeout_s: float = 600.0, train: bool = True,
                    log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run the flow of the module docstring in ``workdir``; returns the steps (name, seconds, detail).
 
@@ -246,6 +298,9 @@ def run_smoke_test(workdir: Path, *, timeout_s: float = 600.0,
     if latest is None or latest.provenance.source == "model" or not np.array_equal(saved, expected):
         raise SmokeFailure("reopen: the saved map is not the prediction plus the painted square")
     step("closed, reopened, edit found", t0, f"version {latest.version}")
+    if train:
+        t0 = time.perf_counter()
+        step("training process", t0, _train_once(folder, timeout_s))
     steps.append({"step": "total", "seconds": round(time.perf_counter() - t_all, 3), "detail": ""})
     return steps
 
@@ -257,19 +312,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--report", type=Path, default=None, help="write the steps as JSON here")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per step")
+    parser.add_argument("--no-train", action="store_true", help="leave out the training step")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     status, steps, error = 0, [], ""
+    saved_cache = os.environ.get("XDG_CACHE_HOME")
     with tempfile.TemporaryDirectory(prefix="maskwright-smoke-") as tmp, NetworkGuard() as guard:
         workdir = Path(args.workdir) if args.workdir is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         if sys.platform.startswith("linux"):  # weights and caches in the work folder, not the person's
             os.environ["XDG_CACHE_HOME"] = str(workdir / "cache")
         try:
-            steps = run_smoke_test(workdir, timeout_s=args.timeout)
+            steps = run_smoke_test(workdir, timeout_s=args.timeout, train=not args.no_train)
         except Exception as err:  # noqa: BLE001 - any failure is the smoke test's answer
             status, error = 1, f"{type(err).__name__}: {err}"
+        finally:
+            if saved_cache is None:
+                os.environ.pop("XDG_CACHE_HOME", None)
+            else:
+                os.environ["XDG_CACHE_HOME"] = saved_cache
         if guard.attempts:
             status = 1
             error = (error + "; " if error else "") + f"network access attempted: {guard.attempts[:5]}"

@@ -33,6 +33,9 @@ def test_bundle_smoke_test(tmp_path: Path) -> None:
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["ok"] and data["frozen"] and data["network_attempts"] == []
     assert Path(data["executable"]).resolve() == EXECUTABLE.resolve()
+    steps = {s["step"]: s["detail"] for s in data["steps"]}
+    assert "missing model weights" in steps and "pre-annotation with the bundled test model" in steps
+    assert steps["training process"].startswith("Maskwright trainers fit")  # the bundle trains with itself
 
 
 def test_bundle_engine_cli() -> None:
