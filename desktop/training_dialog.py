@@ -187,9 +187,14 @@ class TrainingDialog(QDialog):
         if self.running:
             assert self.process is not None
             self.state.setText("Cancelling… (the trainer saves a resumable checkpoint)")
-            proc = self.process
-            proc.terminate()
-            QTimer.singleShot(20000, lambda: proc.kill() if proc.state() != QProcess.ProcessState.NotRunning else None)
+            self.process.terminate()
+            QTimer.singleShot(20000, self, self._kill_if_running)  # bound to the dialog's lifetime
+
+    def _kill_if_running(self) -> None:
+        """The trainer ignored SIGTERM for 20 s: kill it."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
 
     def stop(self) -> None:
         """Window closing: stop the trainer and wait for it."""
