@@ -71,3 +71,44 @@ def test_new_checkpoint_is_used_without_restart(qtbot, window, tmp_path: Path) -
     w.activate_checkpoint("photo", tmp_path / "head.safetensors", "tiny-test-vit")
     assert w.model_config("photo")["checkpoint"].endswith("head.safetensors")
     assert w.model_config("photo")["clip_config"] == TINY_CONFIG
+
+
+def test_whole_photo_flow_preannotate_paint_undo_redo_save_reopen(qtbot, window, tmp_path: Path) -> None:
+    """The issue's flow in one go: new project, sample photo, classes, tiny-model pre-annotation,
+    paint, undo, redo, save, reopen, same masks."""
+    from PySide6.QtCore import Qt
+
+    from tests.desktop.conftest import drag
+
+    w = window
+    w.settings.set("model.photo", TINY_PHOTO_MODEL)
+    w.settings.set("device", "cpu")
+    w.open_project(tmp_path / "proj", create=True)
+    w.open_paths([sample_photo(tmp_path, "astronaut")])
+    wait_for(qtbot, lambda: w.document.editor is not None)
+    wait_idle(qtbot, w)
+    qtbot.keyClicks(w.class_panel.entry, "person; astronaut, flag, sky")
+    qtbot.keyClick(w.class_panel.entry, Qt.Key.Key_Return)
+    w.actions_by_id["maskwright.model.preannotate"].trigger()
+    item_id = w.document.record.id
+    wait_for(qtbot, lambda: w.document.project.item(item_id).status == "predicted", timeout=240000)
+    wait_idle(qtbot, w)
+    predicted = w.document.editor.data.copy()
+    w.class_panel.select_index(2)  # sky
+    w.options_panel.size.setValue(12)
+    drag(w.photo_view.canvas, [(30, 30), (40, 200), (50, 400)])
+    painted = w.document.editor.data.copy()
+    assert (painted != predicted).any()
+    w.actions_by_id["maskwright.edit.undo"].trigger()
+    np.testing.assert_array_equal(w.document.editor.data, predicted)
+    w.actions_by_id["maskwright.edit.redo"].trigger()
+    np.testing.assert_array_equal(w.document.editor.data, painted)
+    w.actions_by_id["maskwright.file.save"].trigger()
+    versions = w.document.project.versions(item_id)
+    assert [v.provenance.source for v in versions] == ["model", "person"] and versions[1].parent == 1
+    w.close_project()
+    w.open_project(tmp_path / "proj")
+    wait_for(qtbot, lambda: w.document.editor is not None)
+    wait_idle(qtbot, w)
+    np.testing.assert_array_equal(w.document.editor.data, painted)
+    assert w.document.project.item(item_id).status == "corrected"
