@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,18 +129,20 @@ class TrainingDialog(QDialog):
         return [self.classes.item(i).text() for i in range(self.classes.count())]
 
     def build_arguments(self) -> list[str]:
-        """The trainer's command line after the Python executable."""
+        """The trainer's command line after the executable (``-m trainers fit ...``; in a bundle, ``trainers fit ...``)."""
+        from engine.cli.train import trainer_command
+
         project = self.window_.document.project
         assert project is not None
         recipe = self.recipe.currentText()
-        args = ["-m", "trainers", "fit", "--project", str(project.folder), "--recipe", recipe,
+        args = ["--project", str(project.folder), "--recipe", recipe,
                 "--steps", str(self.steps.value()), "--device", self.device.currentText().strip() or "auto"]
         if recipe == "mcanet":
             args += ["--variant", self.variant.currentText().strip() or "t"]
         if self.minutes.value() > 0:
             args += ["--time-budget", str(self.minutes.value() * 60)]
         args += self.extra.text().split()
-        return args
+        return trainer_command("fit", *args)[1:]
 
     def remember(self) -> None:
         self.window_.settings.set("training", {
@@ -168,7 +169,9 @@ class TrainingDialog(QDialog):
         self.log.clear()
         self._buffer = self._stderr = b""
         proc = QProcess(self)
-        proc.setProgram(sys.executable)
+        from engine.cli.train import trainer_command
+
+        proc.setProgram(trainer_command()[0])  # this Python, or the bundle's own executable
         proc.setArguments(self.build_arguments())
         proc.setWorkingDirectory(str(Path(__file__).resolve().parents[1]))
         proc.readyReadStandardOutput.connect(self._read_stdout)
@@ -176,7 +179,7 @@ class TrainingDialog(QDialog):
         proc.finished.connect(self._on_finished)
         proc.errorOccurred.connect(self._on_process_error)
         self.process = proc
-        self.log.appendPlainText(" ".join([sys.executable, *self.build_arguments()]))
+        self.log.appendPlainText(" ".join([trainer_command()[0], *self.build_arguments()]))
         proc.start()
         self.state.setText("Starting…")
         self.start_button.setEnabled(False)
@@ -252,7 +255,7 @@ class TrainingDialog(QDialog):
 
     def _on_process_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
-            self.window_.notifier.error(f"The trainer could not start ({sys.executable} -m trainers)")
+            self.window_.notifier.error(f"The trainer could not start ({' '.join(self.build_arguments()[:3])})")
             self._reset_buttons()
 
     def _reset_buttons(self) -> None:
