@@ -111,10 +111,15 @@ class ModelFlows(_Base):
                 pred = predictor.predict(item, labels, progress=progress, cancel=cancel)
                 return record.id, pred, predictor.name, predictor.checkpoint
 
-            self.jobs.submit(f"Pre-annotating {record.name}", run, on_done=self._store_prediction, lane="model")
+            self.jobs.submit(f"Pre-annotating {record.name}", run, lane="model",
+                             on_done=lambda result, project=project: self._store_prediction(result, project))
 
-    def _store_prediction(self, result: tuple[int, Prediction, str, str]) -> None:
+    def _store_prediction(self, result: tuple[int, Prediction, str, str], project: object) -> None:
         item_id, pred, name, checkpoint = result
+        if self.document.project is not project:  # the project was closed meanwhile: nothing to store into
+            self.notifier.info(f"A pre-annotation of item {item_id} finished after its project was closed; "
+                               "it was not saved.")
+            return
         labels = pred.labels.astype(self.document.labels.dtype(), copy=False)
         self.document.store_prediction(item_id, labels, model=name, checkpoint=checkpoint,
                                        uncertainty=pred.uncertainty)
