@@ -13,21 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.openvocab.cascade import CascadeCLIP, CascadeConfig, CascadeHead
 from engine.openvocab.cascade_io import load_head, save_head
 from engine.openvocab.clip_model import ClipSpec
-from trainers.augment import IGNORE
-from trainers.clip import class_text_embeddings, load_backbone, model_slug, read_photo_pairs
+from trainers.clip import class_text_embeddings, default_stages, load_backbone, model_slug, read_photo_pairs
 from trainers.data import ClassMap, PhotoSamples, split_by_item
 from trainers.errors import TrainingConfigError
-from trainers.losses import binary_dice_loss, sigmoid_focal_loss
+from trainers.losses import binary_dice_loss, onehot_targets, sigmoid_focal_loss
 from trainers.loop import FitResult, Trainer
-from trainers.project import ProjectSource, publish_checkpoint, require_items
+from trainers.project import ProjectSource, publish_result, require_items
 
-__all__ = ["CascadeSettings", "CascadeTrainer", "default_stages"]
+__all__ = ["CascadeSettings", "CascadeTrainer"]
 
 _logger = logging.getLogger(__name__)
 
@@ -58,14 +56,6 @@ class CascadeSettings:
     def model_name(self) -> str:
         """Name of the checkpoints in the project's ``checkpoints`` table."""
         return model_slug("cascade-clip", self.backbone)
-
-
-def default_stages(depth: int) -> tuple[tuple[int, ...], ...]:
-    """Tapped blocks per stage: the paper's {5,6,7}, {8,9,10} for 12 blocks, the same share of
-    the blocks (5/12 .. depth-2, in two halves) for other depths."""
-    taps = list(range(depth * 5 // 12, depth - 1)) or [0]
-    half = (len(taps) + 1) // 2
-    return tuple(tuple(s) for s in (taps[:half], taps[half:]) if s)
 
 
 class CascadeTrainer(Trainer):
@@ -132,15 +122,10 @@ class CascadeTrainer(Trainer):
     def class_names(self) -> list[str]:
         return self.class_map.channel_names
 
-    def _targets(self, target: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-        valid = (target != IGNORE).unsqueeze(1).float()
-        onehot = F.one_hot(torch.where(target == IGNORE, 0, target), classes + 1)[..., 1:]
-        return onehot.permute(0, 3, 1, 2).float(), valid
-
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         text = self.text.to(batch["image"].device)
         logits = model(batch["image"], text)
-        onehot, valid = self._targets(batch["target"], text.shape[0])
+        onehot, valid = onehot_targets(batch["target"], text.shape[0])
         focal = sigmoid_focal_loss(logits, onehot, valid)
         return self.settings.focal_weight * focal + self.settings.dice_weight * binary_dice_loss(logits, onehot, valid)
 
@@ -158,10 +143,7 @@ class CascadeTrainer(Trainer):
             return None
         model.head.load_state_dict(result.best_state)
         extra = {"classes": self.class_map.as_dict(), "metrics": result.best_metrics, "step": result.best_step}
-        published = publish_checkpoint(
-            self.settings.project, model=self.settings.model_name, recipe=self.name, suffix=".safetensors",
-            write_weights=lambda path: save_head(model.head, path, extra=extra), metrics=result.best_metrics,
-            settings={**self.config.as_dict(), "cascade": {k: str(v) for k, v in vars(self.settings).items()}},
-            items=self.train_items, parent_id=self.parent_id, extra={"classes": self.class_map.as_dict()})
-        self.published = published
-        return str(published.path)
+        self.published = publish_result(self, result, items=self.train_items, parent_id=self.parent_id,
+                                        write_weights=lambda path: save_head(model.head, path, extra=extra),
+                                        extra={"classes": self.class_map.as_dict()})
+        return str(self.published.path)

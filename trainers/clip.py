@@ -14,7 +14,7 @@ from engine.openvocab.clip_model import ClipModel, ClipSpec, clip_from_catalog, 
 from engine.openvocab.text import TextEncoder
 from trainers.data import AnnotationSource, ClassMap, TrainingItem
 
-__all__ = ["load_backbone", "class_text_embeddings", "read_photo_pairs", "model_slug"]
+__all__ = ["load_backbone", "class_text_embeddings", "read_photo_pairs", "model_slug", "default_stages"]
 
 _logger = logging.getLogger(__name__)
 
@@ -25,10 +25,12 @@ def load_backbone(name: str, spec: ClipSpec | None = None) -> ClipModel:
     return load_clip(spec) if spec is not None else clip_from_catalog(name)
 
 
-def class_text_embeddings(clip: ClipModel, prompts: Sequence[str]) -> torch.Tensor:
+def class_text_embeddings(clip: ClipModel, prompts: Sequence[str], *,
+                          templates: Sequence[str] | None = None) -> torch.Tensor:
     """``(K, E)`` float32 normalised embeddings, one per class: the mean of its synonyms' embeddings
-    (``"cat; kitten"``), each through the 80 ImageNet templates, renormalised."""
-    encoder = TextEncoder(clip)
+    (``"cat; kitten"``), each through the prompt ``templates`` (default the 80 ImageNet ones),
+    renormalised."""
+    encoder = TextEncoder(clip, templates=templates)
     rows = []
     for prompt in prompts:
         names = [s.strip() for s in prompt.split(";") if s.strip()]
@@ -52,3 +54,11 @@ def read_photo_pairs(source: AnnotationSource, items: Sequence[TrainingItem], cl
 def model_slug(prefix: str, backbone: str) -> str:
     """A catalog-style ``family.tag`` name for checkpoints made on ``backbone``."""
     return f"{prefix}.{re.sub(r'[^A-Za-z0-9_-]+', '-', backbone).strip('-')}"
+
+
+def default_stages(depth: int) -> tuple[tuple[int, ...], ...]:
+    """Tapped blocks per stage: the paper's {5,6,7}, {8,9,10} for 12 blocks, the same share of
+    the blocks (5/12 .. depth-2, in two halves) for other depths."""
+    taps = list(range(depth * 5 // 12, depth - 1)) or [0]
+    half = (len(taps) + 1) // 2
+    return tuple(tuple(s) for s in (taps[:half], taps[half:]) if s)

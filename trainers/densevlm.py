@@ -1,13 +1,11 @@
 """Recipe: DenseVLM-style region-language alignment of the CLIP image encoder on a project's photos.
 
-No labels needed: every photo of the project trains. A frozen teacher (a copy of the starting
-model, or another catalog CLIP) embeds random grid regions as crops; the student's dense
-features (last block without q-k attention) are pooled per region by RoIAlign; categories come
-from the person's classes plus a built-in thing/stuff vocabulary; regions the teacher is at most
-30% sure of are dropped; thing regions align over thing categories, stuff regions over all
-(KL at scale 100). AdamW 1e-5, wd 0.1, cosine. The published weights are
-``0.9 x student + 0.1 x start``. The best checkpoint is the lowest validation alignment loss.
-"""
+No labels needed: every photo trains. A frozen teacher (a copy of the start, or another catalog
+CLIP) embeds random grid regions as crops; the student's dense features (last block without q-k
+attention) are pooled per region by RoIAlign; categories come from the person's classes plus a
+built-in thing/stuff vocabulary; regions the teacher is at most 30% sure of are dropped; thing
+regions align over thing categories, stuff regions over all (KL at scale 100). AdamW 1e-5, wd 0.1,
+cosine. Published: ``0.9 x student + 0.1 x start`` of the lowest validation alignment loss."""
 
 from __future__ import annotations
 
@@ -27,7 +25,7 @@ from trainers import distributed
 from trainers.clip import class_text_embeddings, load_backbone, model_slug, read_photo_pairs
 from trainers.data import PhotoSamples, split_by_item
 from trainers.loop import FitResult, Trainer
-from trainers.project import ProjectSource, publish_checkpoint, require_items
+from trainers.project import ProjectSource, publish_result, require_items
 from trainers.regions import AlignmentStats, RegionEncoder, RegionSamples, alignment_loss, rois, teacher_regions
 from trainers.vocabulary import build_vocabulary
 
@@ -39,7 +37,8 @@ _logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DenseVLMSettings:
     """What the DenseVLM recipe adds to :class:`~trainers.loop.TrainConfig` (``clip``/``teacher_clip``
-    override the catalog names with explicit models, as tests do)."""
+    override the catalog names with explicit models, as tests do; ``templates`` default to the 80
+    ImageNet prompt templates)."""
 
     project: Path
     backbone: str = "ViT-B-16-quickgelu.openai"
@@ -50,6 +49,7 @@ class DenseVLMSettings:
     scale: float = 100.0
     threshold: float = 0.3
     keep_start: float = 0.1
+    templates: tuple[str, ...] | None = None
     val_fraction: float = 0.1
     publish: bool = True
 
@@ -84,8 +84,9 @@ class DenseVLMTrainer(Trainer):
             pairs = read_photo_pairs(source, self.items, None)
         names, things = build_vocabulary(classes)
         self.is_thing = torch.tensor(things)
-        self.text_student = class_text_embeddings(self.clip, names)
-        self.text_teacher = self.text_student if same else class_text_embeddings(self.teacher, names)
+        self.text_student = class_text_embeddings(self.clip, names, templates=s.templates)
+        self.text_teacher = (self.text_student if same
+                             else class_text_embeddings(self.teacher, names, templates=s.templates))
         patch = self.clip.patch_size
         size = (max(patch, s.crop // patch * patch),) * 2
         train, val = split_by_item([i.key for i in self.items], s.val_fraction)
@@ -95,9 +96,7 @@ class DenseVLMTrainer(Trainer):
         self.train_items = [self.items[i] for i in train]
 
     def build_model(self) -> nn.Module:
-        self.teacher.to(self.device)
-        self.teacher.model.requires_grad_(False)
-        self.teacher.model.eval()
+        self.teacher.to(self.device).model.requires_grad_(False).eval()
         return RegionEncoder(self.clip)
 
     def train_dataset(self) -> Any:  # noqa: ANN401
@@ -146,10 +145,6 @@ class DenseVLMTrainer(Trainer):
         holder.visual.load_state_dict(blended)
         meta = {"base": self.settings.backbone, "recipe": self.name, "metrics": result.best_metrics,
                 "step": result.best_step, "keep_start": keep}
-        published = publish_checkpoint(
-            self.settings.project, model=self.settings.model_name, recipe=self.name, suffix=".safetensors",
-            write_weights=lambda path: save_visual_weights(holder, path, metadata=meta), metrics=result.best_metrics,
-            settings={**self.config.as_dict(), "densevlm": {k: str(v) for k, v in vars(self.settings).items()}},
-            items=self.train_items, parent_id=None)
-        self.published = published
-        return str(published.path)
+        self.published = publish_result(self, result, items=self.train_items, parent_id=None,
+                                        write_weights=lambda path: save_visual_weights(holder, path, metadata=meta))
+        return str(self.published.path)

@@ -18,12 +18,9 @@ import contextlib
 import logging
 import math
 import random
-import signal
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,78 +34,17 @@ from engine.jobs import CancelToken, Progress, report
 from engine.models.device import autocast_dtype, choose_device
 from trainers import checkpoint, distributed
 from trainers.checkpoint import RunState
-from trainers.errors import OutOfMemoryError, TrainingConfigError, TrainingError
+from trainers.config import FitResult, TrainConfig
+from trainers.errors import OutOfMemoryError, TrainingConfigError, TrainingError, out_of_memory_advice
 from trainers.events import EventWriter
 from trainers.metrics import SegmentationStats
 from trainers.sampling import BatchSampler, Draw
-from trainers.schedule import ScheduleConfig, Scheduler
+from trainers.signals import StopSignals
+from trainers.schedule import Scheduler
 
 __all__ = ["TrainConfig", "FitResult", "Trainer"]
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings every recipe shares.
-
-    ``batch_size`` is the global batch of one forward pass (all ranks together); an optimizer step
-    sees ``batch_size * accum_steps`` samples. Training stops at ``max_steps`` optimizer steps or
-    after ``time_budget_s`` seconds, whichever comes first. ``val_every``, ``log_every`` and
-    ``checkpoint_every`` count optimizer steps; ``early_stop_patience`` counts validations without
-    improvement. ``run_dir`` holds ``resume.pt`` and ``best.pt`` (a temporary folder if ``None``).
-    """
-
-    max_steps: int = 1000
-    time_budget_s: float | None = None
-    batch_size: int = 4
-    accum_steps: int = 1
-    lr: float = 6e-5
-    weight_decay: float = 0.01
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    clip_grad_norm: float | None = None
-    val_every: int = 100
-    val_batch_size: int = 4
-    log_every: int = 10
-    checkpoint_every: int | None = None
-    early_stop_patience: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    run_dir: Path | None = None
-    resume: bool = False
-    num_workers: int = 0
-    focus_fraction: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.batch_size < 1 or self.accum_steps < 1:
-            raise TrainingConfigError("max_steps, batch_size and accum_steps must be at least 1")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise TrainingConfigError("the time budget must be positive")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able settings (for checkpoints and published metadata)."""
-        out = asdict(self)
-        out["run_dir"] = str(self.run_dir) if self.run_dir is not None else None
-        return out
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """What :meth:`Trainer.fit` ends with.
-
-    ``status`` is ``"done"`` or ``"stopped"`` (signal or cancel: ``run_dir/resume.pt`` continues
-    it); ``best_state`` holds the best weights on the CPU (rank 0 only, else ``None``).
-    """
-
-    status: str
-    reason: str
-    step: int
-    best_step: int
-    best_metrics: dict[str, Any]
-    best_state: dict[str, torch.Tensor] | None
-    run_dir: Path
-    published: str | None = None
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:  # noqa: ANN401 - batches are nested containers
@@ -154,7 +90,7 @@ class Trainer:
         self.device = torch.device("cpu")
         self.dist = distributed.DistInfo()
         self.after_step: Callable[[int], None] | None = None  # test and tooling hook
-        self._signal: int | None = None
+        self._stop = StopSignals(install=False)
         self._step = 0
 
     # ----------------------------------------------------------------- hooks
@@ -242,7 +178,8 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.world_size > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        previous = self._install_signal_handlers()
+        stop = StopSignals()
+        self._stop = stop
         self._step = 0
         try:
             return self._fit(dev.name, amp)
@@ -258,7 +195,7 @@ class Trainer:
                              suggestion="this is a bug in Maskwright; please report it with the log", step=self._step)
             raise
         finally:
-            self._restore_signal_handlers(previous)
+            stop.restore()
             distributed.teardown(self.dist)
 
     def _fit(self, device_name: str, amp: torch.dtype | None) -> FitResult:
@@ -386,7 +323,7 @@ class Trainer:
     def _stop_reason(self, step: int, elapsed: float, state: RunState) -> str | None:
         cfg = self.config
         flags = [
-            1.0 if self._signal is not None else 0.0,
+            1.0 if self._stop.received is not None else 0.0,
             1.0 if self.cancel is not None and self.cancel.cancelled else 0.0,
             1.0 if cfg.time_budget_s is not None and elapsed >= cfg.time_budget_s else 0.0,
         ]
@@ -454,33 +391,9 @@ class Trainer:
         return state
 
     def _out_of_memory(self, err: BaseException) -> OutOfMemoryError:
-        cfg = self.config
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        smaller = max(cfg.batch_size // 2, self.dist.world_size)
-        message = f"the {self.device.type.upper()} ran out of memory at step {self._step} with a batch of {cfg.batch_size}"
-        suggestion = (f"train with a smaller batch (--batch-size {smaller} --accum-steps {cfg.accum_steps * 2} keeps the "
-                      "effective batch) or a smaller crop (--crop), or use --precision bf16")
+        message, suggestion = out_of_memory_advice(self.device.type, self.config.batch_size,
+                                                   self.config.accum_steps, self.dist.world_size, self._step)
         self.events.emit("error", kind="out_of_memory", message=message, suggestion=suggestion, step=self._step)
         return OutOfMemoryError(f"{message}; {suggestion}")
-
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous: dict[int, Any] = {}
-
-        def handler(signum: int, frame: object) -> None:
-            if self._signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._signal = signum
-            _logger.warning("signal %d: saving a resumable checkpoint and stopping", signum)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, handler)
-        self._signal = None
-        return previous
-
-    @staticmethod
-    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

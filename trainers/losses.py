@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["soft_dice_loss", "binary_dice_loss", "sigmoid_focal_loss"]
+__all__ = ["soft_dice_loss", "binary_dice_loss", "sigmoid_focal_loss", "onehot_targets"]
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, *, ignore_index: int = 255,
@@ -81,3 +81,21 @@ def sigmoid_focal_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.
         return loss.mean()
     valid = valid.expand_as(loss).float()
     return (loss * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def onehot_targets(target: torch.Tensor, classes: int, *, ignore_index: int = 255) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class {0, 1} targets and the valid-pixel mask of a label map.
+
+    Parameters
+    ----------
+    target
+        ``(B, H, W)`` int64 channel indices: 0 background, ``1..classes`` the classes.
+
+    Returns
+    -------
+    onehot, valid
+        ``(B, classes, H, W)`` float (background is 0 everywhere) and ``(B, 1, H, W)`` float.
+    """
+    valid = (target != ignore_index).unsqueeze(1).float()
+    onehot = F.one_hot(torch.where(target == ignore_index, 0, target), classes + 1)[..., 1:]
+    return onehot.permute(0, 3, 1, 2).float(), valid

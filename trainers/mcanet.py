@@ -14,21 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.medical.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, IntensityWindow, MCANetMeta, build_model,
-                                       load_mcanet_checkpoint, save_mcanet_checkpoint, sigmoid_classes,
-                                       softmax_classes)
-from engine.medical.mcanet import load_backbone_weights
-from trainers.data import ClassMap, grow_output_channels, split_by_item
+from engine.medical.checkpoint import IntensityWindow, save_mcanet_checkpoint
+from trainers.data import ClassMap, split_by_item
 from trainers.errors import TrainingConfigError
 from trainers.losses import binary_dice_loss, soft_dice_loss
 from trainers.loop import FitResult, Trainer
-from trainers.project import ProjectSource, publish_checkpoint, require_items
-from trainers.volumes import default_window, prepare_volume, slice_samples
+from trainers.mcanet_model import build_start_model, new_meta, param_groups, starting_checkpoint
+from trainers.project import ProjectSource, publish_result, require_items
+from trainers.volumes import prepare_volume, slice_samples
 
 __all__ = ["MCANetSettings", "MCANetTrainer"]
 
@@ -75,8 +72,6 @@ class MCANetTrainer(Trainer):
     def __init__(self, config: Any, settings: MCANetSettings, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(config, **kwargs)
         self.settings = settings
-        self.parent_id: int | None = None
-        self.start: tuple[nn.Module, MCANetMeta] | None = None
 
     def prepare(self) -> None:
         s = self.settings
@@ -87,72 +82,27 @@ class MCANetTrainer(Trainer):
             self.items = source.trainable_items()
             require_items(self.items, s.project, "volume")
             self.class_map = ClassMap.from_labels(source.labels())
-            if s.loss not in ("ce", "bce") or (s.loss == "bce" and len(self.class_map.ids) != 1):
-                raise TrainingConfigError("--loss must be ce, or bce for a project with exactly one class")
-            self.start = self._starting_checkpoint(source)
-            first = source.read_volume(self.items[0])
-            base = self.start[1] if self.start else None
-            window = s.window or (base.window if base else default_window(first.modality))
-            in_ch = 2 * s.context + 1 if s.context else (base.in_channels if base else 3)
-            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if in_ch == 3 else ((float(np.mean(IMAGENET_MEAN)),) * in_ch,
-                                                                          (float(np.mean(IMAGENET_STD)),) * in_ch)
-            names, ids = list(self.class_map.names), list(self.class_map.ids)
-            classes = sigmoid_classes(names[0], ids[0]) if s.loss == "bce" else softmax_classes(names, ids)
-            self.meta = MCANetMeta(variant=s.variant, classes=classes, in_channels=in_ch, context_slices=s.context,
-                                   modality=first.modality, window=window, mean=mean, std=std,
-                                   spacing=s.spacing or (base.spacing if base else None), tile_size=(s.crop, s.crop),
-                                   feature_size=base.feature_size if base else s.feature_size,
-                                   image_size=base.image_size if base else 128)
+            self.parent_id, self.start = starting_checkpoint(s.init, s.weights, s.variant,
+                                                             source.active_checkpoint(s.model_name))
+            self.meta = m = new_meta(variant=s.variant, class_map=self.class_map, loss=s.loss, context=s.context,
+                                     crop=s.crop, feature_size=s.feature_size, window=s.window, spacing=s.spacing,
+                                     base=self.start[1] if self.start else None, first=source.read_volume(self.items[0]))
             pairs = [prepare_volume(source.read_volume(i), self.class_map.to_channels(source.read_labels(i)),
-                                    window, self.meta.spacing) for i in self.items]
+                                    m.window, m.spacing) for i in self.items]
         train, val = split_by_item([i.key for i in self.items], s.val_fraction)
-        kw = dict(in_channels=in_ch, context=s.context, mean=mean, std=std)
+        kw = dict(in_channels=m.in_channels, context=s.context, mean=m.mean, std=m.std)
         self.train_ds = slice_samples([pairs[i] for i in train], (s.crop, s.crop), **kw)
         self.val_ds = slice_samples([pairs[i] for i in val], (s.crop, s.crop), **kw) if val else None
         self.train_items = [self.items[i] for i in train]
         n = self.class_map.num_channels
-        rare = self.train_ds.rarest_channel(n)
-        weights = torch.ones(n)
-        if rare is not None and (self.train_ds.class_voxels(n)[1:] > 0).sum() > 1:
-            weights[rare] = s.rare_class_weight
-        self.ce_weight, self.rare = weights, rare
-
-    def _starting_checkpoint(self, source: ProjectSource) -> tuple[nn.Module, MCANetMeta] | None:
-        s = self.settings
-        if s.init not in ("auto", "scratch", "imagenet", "checkpoint"):
-            raise TrainingConfigError(f"unknown --init {s.init!r}: use auto, scratch, imagenet or checkpoint")
-        if s.init in ("imagenet", "checkpoint") and s.weights is None:
-            raise TrainingConfigError(f"--init {s.init} needs --weights FILE")
-        path = s.weights if s.init == "checkpoint" else None
-        if s.init == "auto" and (active := source.active_checkpoint(s.model_name)) is not None:
-            self.parent_id, path = active
-        if path is None:
-            return None
-        model, meta = load_mcanet_checkpoint(path)
-        if meta.variant != s.variant:
-            raise TrainingConfigError(f"the checkpoint is MCANet-{meta.variant.upper()}, not {s.variant.upper()}", path)
-        return model, meta
+        self.rare = self.train_ds.rarest_channel(n)
+        self.ce_weight = torch.ones(n)
+        if self.rare is not None and (self.train_ds.class_voxels(n)[1:] > 0).sum() > 1:
+            self.ce_weight[self.rare] = s.rare_class_weight
 
     def build_model(self) -> nn.Module:
-        model = build_model(self.meta)
-        for name, p in model.named_parameters():  # the official head's unused attention temperature:
-            if name.endswith(".temperature"):  # frozen, so DDP does not wait for its gradient
-                p.requires_grad_(False)
-        s = self.settings
-        if s.init == "imagenet":
-            load_backbone_weights(model.backbone, torch.load(s.weights, map_location="cpu", weights_only=True))
-        if self.start is not None:
-            old_model, old_meta = self.start
-            state = {k: v for k, v in old_model.state_dict().items() if not k.startswith("decode_head.conv_seg.")}
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if unexpected or set(missing) != {"decode_head.conv_seg.weight", "decode_head.conv_seg.bias"}:
-                raise TrainingConfigError(f"the starting checkpoint does not fit: {missing + unexpected}")
-            old_map = ClassMap(tuple(c.id for c in sorted(old_meta.classes, key=lambda c: c.channel)), ())
-            w, b = grow_head(old_model.decode_head.conv_seg, self.class_map, old_map, old_sigmoid=old_meta.sigmoid,
-                             new_sigmoid=self.meta.sigmoid)
-            model.decode_head.conv_seg.weight.data.copy_(w)
-            model.decode_head.conv_seg.bias.data.copy_(b)
-        return model
+        imagenet = self.settings.weights if self.settings.init == "imagenet" else None
+        return build_start_model(self.meta, self.class_map, start=self.start, imagenet=imagenet)
 
     def train_dataset(self) -> Any:  # noqa: ANN401
         return self.train_ds
@@ -167,14 +117,7 @@ class MCANetTrainer(Trainer):
         return self.class_map.channel_names
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
-        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-        for name, p in model.named_parameters():
-            if not p.requires_grad:
-                continue
-            key = (name.startswith("decode_head."), "norm" in name or p.ndim == 1)
-            groups.setdefault(key, []).append(p)
-        return [{"params": ps, "lr_scale": self.settings.head_lr_scale if head else 1.0,
-                 **({"weight_decay": 0.0} if no_decay else {})} for (head, no_decay), ps in groups.items()]
+        return param_groups(model, self.settings.head_lr_scale)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         logits, target = model(batch["image"]), batch["target"]
@@ -200,23 +143,7 @@ class MCANetTrainer(Trainer):
             return None
         model.load_state_dict(result.best_state)
         meta = replace(self.meta, description=f"fine-tuned on {len(self.train_items)} volumes, step {result.best_step}")
-        published = publish_checkpoint(
-            self.settings.project, model=self.settings.model_name, recipe=self.name, suffix=".safetensors",
-            write_weights=lambda path: save_mcanet_checkpoint(path, model, meta), metrics=result.best_metrics,
-            settings={**self.config.as_dict(), "mcanet": {k: str(v) for k, v in vars(self.settings).items()}},
-            items=self.train_items, parent_id=self.parent_id, extra={"classes": self.class_map.as_dict()})
-        self.published = published
-        return str(published.path)
-
-
-def grow_head(conv: nn.Conv2d, new: ClassMap, old: ClassMap, *, old_sigmoid: bool, new_sigmoid: bool
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``conv_seg`` weights for ``new``'s channels from a head trained on ``old``'s classes: every
-    class both know keeps its channel's weights (a sigmoid head becomes an equivalent softmax one)."""
-    if new_sigmoid:
-        mapping: list[int | None] = [0 if old_sigmoid and old.ids[:1] == new.ids[:1] else None]
-    else:
-        mapping = new.growth_from(old)
-    w, b = grow_output_channels(conv.weight.detach(), conv.bias.detach(), mapping, binary=old_sigmoid and not new_sigmoid)
-    assert b is not None
-    return w, b
+        self.published = publish_result(self, result, items=self.train_items, parent_id=self.parent_id,
+                                        write_weights=lambda path: save_mcanet_checkpoint(path, model, meta),
+                                        extra={"classes": self.class_map.as_dict()})
+        return str(self.published.path)

@@ -31,7 +31,7 @@ from engine.store import Project
 from trainers.data import TRAINABLE, TrainingItem
 from trainers.errors import TrainingDataError, TrainingError
 
-__all__ = ["ProjectSource", "Published", "publish_checkpoint", "CHECKPOINTS_DIR"]
+__all__ = ["ProjectSource", "Published", "publish_checkpoint", "publish_result", "require_items", "CHECKPOINTS_DIR"]
 
 _logger = logging.getLogger(__name__)
 
@@ -188,6 +188,19 @@ def publish_checkpoint(
     atomic_write_bytes(description, json.dumps(record, indent=1, default=str).encode(), error=TrainingError)
     checkpoint_id = _record(folder, record, path, activate=activate, lock_wait_s=lock_wait_s)
     return Published(path, description, checkpoint_id, record)
+
+
+def publish_result(trainer: Any, result: Any, *, items: list[TrainingItem],  # noqa: ANN401
+                   write_weights: Callable[[Path], None], parent_id: int | None,
+                   extra: dict[str, Any] | None = None) -> Published:
+    """:func:`publish_checkpoint` for a recipe's :class:`~trainers.config.FitResult`: its best
+    metrics, the loop's and the recipe's settings (``trainer.config``, ``trainer.settings`` with
+    ``project`` and ``model_name``), as ``.safetensors``."""
+    s = trainer.settings
+    return publish_checkpoint(
+        s.project, model=s.model_name, recipe=trainer.name, suffix=".safetensors", write_weights=write_weights,
+        metrics=result.best_metrics, items=items, parent_id=parent_id, extra=extra,
+        settings={**trainer.config.as_dict(), trainer.name: {k: str(v) for k, v in vars(s).items()}})
 
 
 def _record(folder: Path, record: dict[str, Any], path: Path, *, activate: bool, lock_wait_s: float) -> int | None:

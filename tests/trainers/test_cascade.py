@@ -13,7 +13,8 @@ from engine.openvocab.cascade_io import load_head
 from engine.openvocab.clip_model import ClipSpec, load_clip
 from engine.store import Project
 from tests.trainers._synth import photo_project
-from trainers.cascade import CascadeSettings, CascadeTrainer, default_stages
+from trainers.cascade import CascadeSettings, CascadeTrainer
+from trainers.clip import default_stages
 from trainers.clip import class_text_embeddings
 from trainers.events import EventWriter
 from trainers.loop import TrainConfig

@@ -52,3 +52,44 @@ def test_mcanet_t_learns_shapes_in_noise(tmp_path: Path) -> None:
         assert ckpt.active and ckpt.metrics["mean_dice"] == result.best_metrics["mean_dice"]
     metrics = _dice_on_unseen(ckpt.path, [101, 102, 103])
     assert metrics["mean_dice"] >= 0.9, metrics
+
+
+def test_new_class_grows_a_channel_and_keeps_the_learned_ones(tmp_path: Path) -> None:
+    from trainers.mcanet_model import build_start_model
+
+    project = volume_project(tmp_path / "p", [1, 2, 3], depth=6, size=32)
+    cfg = TrainConfig(max_steps=2, batch_size=2, lr=1e-3, val_every=2, log_every=1, device="cpu", precision="fp32",
+                      run_dir=tmp_path / "r1")
+    settings = MCANetSettings(project=project, variant="test", init="auto", crop=32)
+    first = MCANetTrainer(cfg, settings, events=EventWriter(io.StringIO()))
+    first.fit()
+    with Project.open(project) as p:
+        parent = p.active_checkpoint("mcanet.test")
+        assert parent is not None
+        p.add_class("vessel")
+    grown = MCANetTrainer(TrainConfig(**{**cfg.__dict__, "run_dir": tmp_path / "r2"}), settings,
+                          events=EventWriter(io.StringIO()))
+    grown.prepare()
+    assert grown.parent_id == parent.id and grown.class_map.names == ("organ", "lesion", "vessel")
+    model = build_start_model(grown.meta, grown.class_map, start=grown.start, imagenet=None)
+    old, _ = load_mcanet_checkpoint(parent.path)
+    w_old, w_new = old.decode_head.conv_seg.weight, model.decode_head.conv_seg.weight
+    assert w_new.shape[0] == 4 and w_old.shape[0] == 3
+    torch.testing.assert_close(w_new[:3], w_old)
+    torch.testing.assert_close(model.backbone.patch_embed1.proj[0].weight, old.backbone.patch_embed1.proj[0].weight)
+    result = grown.fit()
+    with Project.open(project, readonly=True) as p:
+        latest = p.active_checkpoint("mcanet.test")
+        assert latest is not None and latest.parent_id == parent.id and len(p.checkpoints("mcanet.test")) == 2
+    _, meta = load_mcanet_checkpoint(latest.path)
+    assert [c.name for c in meta.classes] == ["organ", "lesion", "vessel"] and result.status == "done"
+
+
+def test_bad_init_is_a_clear_error(tmp_path: Path) -> None:
+    from trainers.errors import TrainingConfigError
+
+    project = volume_project(tmp_path / "p", [1, 2], depth=6, size=32)
+    cfg = TrainConfig(max_steps=1, batch_size=2, device="cpu", run_dir=tmp_path / "r")
+    with pytest.raises(TrainingConfigError, match="needs --weights"):
+        MCANetTrainer(cfg, MCANetSettings(project=project, variant="test", init="imagenet"),
+                      events=EventWriter(io.StringIO())).fit()
