@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: run test test-gpu bench package lint clean
 
@@ -12,19 +11,18 @@ export QT_QPA_PLATFORM ?= offscreen
 # resolves torch on its own; everything else is pinned there too (reproducible installs).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,package]'
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m engine project info resources/sample_project || true
+	$(VENV)/bin/maskwright-desktop --sample
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not gpu and not package" tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not gpu and not package" tests
 
 test-gpu: $(STAMP)
-	$(PY) -m pytest -q -m gpu tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m gpu tests
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
