@@ -159,12 +159,14 @@ class OpenFlows(_Base):
                 item, key = read_volume(path, progress=progress, cancel=cancel), ""
             return item, thumbnail(item), key
 
-        self.jobs.submit(f"Reading {path.name}", read, on_done=self._added)
+        target = self.document.project
+        self.jobs.submit(f"Reading {path.name}", read, on_done=lambda result: self._added(result, target))
 
-    def _added(self, result: tuple[Photo | Volume, np.ndarray, str]) -> None:
+    def _added(self, result: tuple[Photo | Volume, np.ndarray, str], target: object) -> None:
         item, thumb, key = result
         project = self.document.project
-        if project is None:
+        if project is None or project is not target:  # another project was opened meanwhile
+            self.notifier.info(f"{getattr(item, 'source', '')} was read after its project was closed; not added.")
             return
         record = project.add_photo(item) if isinstance(item, Photo) else project.add_volume(item, series_key=key)
         self.browser.set_thumbnail(record.id, _qimage(thumb))
@@ -215,6 +217,8 @@ class OpenFlows(_Base):
 
         def done(result: tuple[LoadedItem, np.ndarray | None]) -> None:
             loaded, thumb = result
+            if d.project is not project:  # another project was opened meanwhile
+                return
             if thumb is not None:
                 self.browser.set_thumbnail(item_id, _qimage(thumb))
             d.show_item(loaded)

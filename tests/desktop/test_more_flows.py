@@ -232,3 +232,30 @@ def test_models_dialog_downloads_with_progress_and_imports(qtbot, window, tmp_pa
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_results_for_a_closed_project_are_not_stored_elsewhere(qtbot, window, tmp_path: Path) -> None:
+    import threading
+
+    w = window
+    w.open_project(tmp_path / "a", create=True)
+    gate = threading.Event()
+    from engine.io import photos
+
+    real = photos.read_photo
+
+    def slow_read(path, **kwargs):
+        gate.wait(30)
+        return real(path, **kwargs)
+
+    photos.read_photo = slow_read
+    try:
+        w.open_paths([sample_photo(tmp_path)])
+        qtbot.waitUntil(lambda: any(j.title.startswith("Reading") for j in w.jobs.jobs))
+        w.open_project(tmp_path / "b", create=True)  # switch while the photo is being read
+        gate.set()
+        wait_idle(qtbot, w)
+    finally:
+        photos.read_photo = real
+    assert w.document.project.name == "b" and w.document.items() == []
+    assert "not added" in w.notifier.history[-1][1]
