@@ -128,7 +128,10 @@ class OpenFlows(_Base):
         """Add photos, volume files and DICOM folders to the project (reading happens in workers)."""
         if self.document.project is None:
             raise UnsupportedFormatError("open or create a project first (File > New project)")
-        self.jobs.submit("Looking at the files", lambda p, c: classify_paths(list(paths)), on_done=self._add_sources)
+        target = self.document.project
+        self.jobs.submit("Looking at the files", lambda p, c: classify_paths(list(paths)),
+                         on_done=lambda sources: self._add_sources(sources) if self.document.project is target
+                         else None)
 
     def _add_sources(self, sources) -> None:  # noqa: ANN001 - desktop.loading.Sources
         for path in sources.unsupported:
