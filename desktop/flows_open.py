@@ -141,8 +141,10 @@ class OpenFlows(_Base):
         for path in sources.volume_files:
             self._submit_add(path, "volume")
         for folder in sources.dicom_folders:
+            target = self.document.project
             self.jobs.submit(f"Scanning {folder.name}", lambda p, c, f=folder: _scan(f, p, c),
-                             on_done=self._pick_series)
+                             on_done=lambda result, t=target: self._pick_series(result) if self.document.project is t
+                             else None)
 
     def _submit_add(self, path: Path, kind: str, series: object = None) -> None:
         def read(progress: Progress, cancel: CancelToken) -> tuple[Photo | Volume, np.ndarray, str]:
