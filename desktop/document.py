@@ -17,6 +17,7 @@ from PySide6.QtGui import QUndoStack
 
 from desktop.loading import LoadedItem
 from desktop.recovery import Journal
+from desktop.uncertainty_store import UncertaintyStore
 from desktop.undo import EditCommand
 from engine.edit import LabelEditor, Step
 from engine.items import LabelSet, Photo, Volume
@@ -50,9 +51,13 @@ class Document(QObject):
     labelsChanged = Signal()
     edited = Signal(object)
 
-    def __init__(self, recovery_root: Path, parent: QObject | None = None, *, history_limit: int = 100) -> None:
+    def __init__(self, recovery_root: Path, parent: QObject | None = None, *, history_limit: int = 100,
+                 uncertainty_root: Path | None = None) -> None:
         super().__init__(parent)
         self.recovery_root = Path(recovery_root)
+        self.uncertainty_root = Path(uncertainty_root or Path(recovery_root).parent / "uncertainty")
+        self.heat_store: UncertaintyStore | None = None
+        self._heat_cache: tuple[int, np.ndarray] | None = None
         self.history_limit = history_limit
         self.project: Project | None = None
         self.journal: Journal | None = None
@@ -62,8 +67,7 @@ class Document(QObject):
         self.editor: LabelEditor | None = None
         self.base_version: int | None = None
         self.prediction: np.ndarray | None = None
-        self.uncertainty: dict[int, np.ndarray] = {}
-        self.scores: dict[int, float] = {}
+        self.scores: dict[int, float] = {}  # item id -> mean uncertainty of its latest prediction
         self.undo_stack = QUndoStack(self)
         self.undo_stack.setUndoLimit(history_limit)
         self.active_class = 1
@@ -76,6 +80,8 @@ class Document(QObject):
         project = Project.create(folder, name=name) if create else Project.open(folder)
         self.project = project
         self.journal = Journal(self.recovery_root, project.folder)
+        self.heat_store = UncertaintyStore(self.uncertainty_root, project.folder)
+        self._load_scores()
         self.labels = project.labels()
         self.active_class = self.labels.ids[0] if len(self.labels) else 1
         self.projectChanged.emit()
@@ -92,7 +98,8 @@ class Document(QObject):
         self.project = None
         self.journal = None
         self.labels = LabelSet()
-        self.uncertainty.clear()
+        self.heat_store = None
+        self._heat_cache = None
         self.scores.clear()
         self.projectChanged.emit()
         self.itemsChanged.emit()
@@ -230,15 +237,43 @@ class Document(QObject):
             self.save()
         version = self.project.save_annotation(item_id, labels, provenance=Provenance.from_model(model, checkpoint),
                                                status="predicted")
-        if uncertainty is not None:
-            self.uncertainty[item_id] = uncertainty
-            self.scores[item_id] = float(np.mean(uncertainty))
+        if uncertainty is not None and self.heat_store is not None:
+            self.scores[item_id] = self.heat_store.put(item_id, version.version, uncertainty)
+            self._heat_cache = None
         if self.record is not None and self.record.id == item_id and self.editor is not None:
             self.prediction = labels.copy()
             self.base_version = version.version
             self.replace_annotation(labels.astype(self.editor.data.dtype), clean=True)
             self.record = self.project.item(item_id)
         self.itemsChanged.emit()
+
+    def _latest_model_version(self, item_id: int) -> int | None:
+        assert self.project is not None
+        versions = [v.version for v in self.project.versions(item_id) if v.provenance.source == "model"]
+        return versions[-1] if versions else None
+
+    def _load_scores(self) -> None:
+        """Scores kept from earlier sessions, for items whose latest prediction they belong to."""
+        self.scores.clear()
+        if self.heat_store is None or self.project is None:
+            return
+        for item_id, (version, score) in self.heat_store.scores().items():
+            try:
+                if self._latest_model_version(item_id) == version:
+                    self.scores[item_id] = score
+            except Exception:  # noqa: BLE001 - an item removed meanwhile
+                continue
+
+    def uncertainty_for(self, item_id: int) -> np.ndarray | None:
+        """The uncertainty map of an item's latest prediction (``[0, 1]`` floats), or ``None``."""
+        if self.heat_store is None or self.project is None or item_id not in self.scores:
+            return None
+        if self._heat_cache is not None and self._heat_cache[0] == item_id:
+            return self._heat_cache[1]
+        values = self.heat_store.get(item_id, self._latest_model_version(item_id))
+        if values is not None:
+            self._heat_cache = (item_id, values)
+        return values
 
     # -- classes -----------------------------------------------------------------------------
     def _classes_changed(self) -> None:

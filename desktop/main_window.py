@@ -293,7 +293,7 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
 
     def _show_heat(self) -> None:
         d = self.document
-        heat = d.uncertainty.get(d.record.id) if d.record is not None else None
+        heat = d.uncertainty_for(d.record.id) if d.record is not None else None
         if not self.options_panel.uncertainty.isChecked():
             heat = None
         if isinstance(d.source, Photo):

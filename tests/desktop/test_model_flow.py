@@ -56,6 +56,16 @@ def test_preannotate_review_and_next_to_correct(qtbot, window, tmp_path: Path) -
     w.actions_by_id["maskwright.edit.next_to_correct"].trigger()
     assert "every item" in w.notifier.history[-1][1].lower()
 
+    # the ranking and the overlay survive a restart (kept beside the settings, per prediction version)
+    scores = dict(w.document.scores)
+    w.close_project()
+    w.open_project(tmp_path / "proj")
+    wait_for(qtbot, lambda: w.document.editor is not None)
+    wait_idle(qtbot, w)
+    assert w.document.scores.keys() == scores.keys()
+    assert all(abs(w.document.scores[k] - scores[k]) < 1 / 255 for k in scores)
+    assert w.photo_view.canvas._heat is not None
+
 
 def test_new_checkpoint_is_used_without_restart(qtbot, window, tmp_path: Path) -> None:
     w = window

@@ -141,7 +141,7 @@ def test_preannotate_a_volume_with_a_tiny_mcanet(qtbot, window, tmp_path: Path) 
     assert v.provenance.source == "model" and v.provenance.checkpoint == str(ckpt)
     data = w.document.editor.data
     assert data.shape == (12, 48, 48) and set(np.unique(data)) <= {0, 1, 2}
-    heat = w.document.uncertainty[item_id]
+    heat = w.document.uncertainty_for(item_id)
     assert heat.shape == (12, 48, 48) and 0 <= float(heat.min()) and float(heat.max()) <= 1.0
     assert w.volume_view.views[0].canvas._heat is not None
     screenshot(w, "06-volume-preannotated")
