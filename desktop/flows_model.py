@@ -170,6 +170,17 @@ class ModelFlows(_Base):
         self.notifier.info(f"Interpolated {changed} slice(s)." if changed else
                            "Nothing to interpolate: annotate at least two slices with a gap between them.")
 
+    def threshold_volume(self) -> None:
+        """Give the active class to every unlabelled voxel in the wand's range (e.g. bone 300..3000 HU)."""
+        from engine.edit import threshold_fill
+
+        d = self.document
+        if d.editor is None or not isinstance(d.source, Volume):
+            raise ModelError("thresholding the whole volume needs a volume")
+        o = self.tools.options
+        array, cid = d.source.array, d.active_class
+        d.apply("Threshold", lambda ed: threshold_fill(ed, array, low=o.wand_low, high=o.wand_high, value=cid))
+
     # -- export ------------------------------------------------------------------------------
     def ask_export_path(self, fmt: str, volume: bool) -> Path | None:
         """Where to export (tests replace this method)."""

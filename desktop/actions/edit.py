@@ -13,6 +13,8 @@ ACTIONS: list[Action] = [
     Action("maskwright.edit.close_polygon", "Close polygon", lambda w: w.close_polygon(), "Ctrl+Return", "Edit"),
     Action("maskwright.edit.interpolate", "&Interpolate between slices", lambda w: w.interpolate(), "Ctrl+I",
            "Edit", "fa5s.layer-group"),
+    Action("maskwright.edit.threshold_volume", "&Threshold the whole volume (wand range)",
+           lambda w: w.threshold_volume(), "Ctrl+Shift+T", "Edit", "fa5s.sliders-h"),
     Action("maskwright.edit.accept_class", "&Accept prediction for the class", lambda w: w.review_class(True),
            "Ctrl+Shift+Y", "Edit", "fa5s.check"),
     Action("maskwright.edit.reject_class", "Re&ject prediction for the class", lambda w: w.review_class(False),

@@ -188,3 +188,18 @@ def test_the_projects_active_volume_checkpoint_is_used(qtbot, window, tmp_path: 
     project.set_active_checkpoint(first.id)  # a rollback
     assert w.model_config("volume")["checkpoint"] == str(first.path)
     assert w.model_config("volume")["model"] == "mcanet.test"
+
+
+def test_threshold_the_whole_volume(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    _open_ct(qtbot, w, tmp_path)
+    w.class_panel.select_index(1)  # bone
+    w.options_panel.low.setValue(300)
+    w.options_panel.high.setValue(3000)
+    w.actions_by_id["maskwright.edit.threshold_volume"].trigger()
+    data = w.document.editor.data
+    hu = w.document.source.array
+    np.testing.assert_array_equal(data == 2, hu >= 300)
+    assert w.document.undo_stack.count() == 1
+    w.actions_by_id["maskwright.edit.undo"].trigger()
+    assert not data.any()
