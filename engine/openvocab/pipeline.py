@@ -10,10 +10,10 @@ Stages (each a function, so the predictor can cache the expensive one):
 3. :func:`window_logits` - patch-text cosine logits of every window, bilinearly upsampled to
    the window and averaged where windows overlap: ``(Q, h, w)`` at the working resolution.
 4. Optional :func:`~engine.openvocab.pamr.pamr` refinement at the photo's size (capped) or half.
-5. :func:`label_photo` - bilinear upsampling to the photo, ``softmax(logit_scale * logits)``
-   over all names, each class keeps its best name, argmax, and pixels under the probability
-   threshold become background (id 0). Done in row strips, so a 6000x4000 photo never holds
-   a full-resolution ``(Q, H, W)`` tensor.
+5. :func:`~engine.openvocab.labelling.label_photo` - bilinear upsampling to the photo,
+   ``softmax(logit_scale * logits)`` over all names, each class keeps its best name, argmax, and
+   pixels under the probability threshold become background (id 0); the same labels computed
+   without ever building a full-resolution ``(Q, H, W)`` tensor (6000x4000 photos fit).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from PIL import Image
 from engine.errors import ModelError
 from engine.jobs import CancelToken, Progress, check_cancelled, report
 from engine.openvocab.clip_model import ClipModel
+from engine.openvocab.labelling import label_photo
 from engine.openvocab.strategies import Strategy, encode_dense, get_strategy
 from engine.openvocab.text import class_max
 
@@ -45,9 +46,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger(__name__)
-
-_STRIP_ELEMENTS = 1 << 23  # (Q x rows x W) floats per strip when labelling at full resolution
-
 
 @dataclass(frozen=True)
 class SegmentSettings:
@@ -268,67 +266,6 @@ def class_probabilities(logits: torch.Tensor, owner: torch.Tensor, num_classes: 
     """``softmax(logit_scale * logits)`` over names, best name per class: ``(Q, ...)`` -> ``(K, ...)``."""
     probs = torch.softmax(logits.float() * logit_scale, dim=0)
     return class_max(probs, owner, num_classes)
-
-
-def _upsample_rows(src: torch.Tensor, out_h: int, out_w: int, r0: int, r1: int) -> torch.Tensor:
-    """Rows ``r0:r1`` of ``F.interpolate(src[None], (out_h, out_w), bilinear, align_corners=False)[0]``."""
-    q, h, w = src.shape
-    if h == out_h:
-        rows = src[:, r0:r1]
-    else:
-        y = ((torch.arange(r0, r1, dtype=torch.float32, device=src.device) + 0.5) * (h / out_h) - 0.5).clamp_(min=0)
-        i0 = y.long().clamp_(max=h - 1)
-        i1 = (i0 + 1).clamp_(max=h - 1)
-        lam = (y - i0.float()).view(1, -1, 1)
-        rows = src[:, i0] * (1 - lam) + src[:, i1] * lam
-    if w == out_w:
-        return rows
-    return F.interpolate(rows[None], size=(r1 - r0, out_w), mode="bilinear", align_corners=False)[0]
-
-
-@torch.inference_mode()
-def label_photo(logits: torch.Tensor, owner: torch.Tensor, class_ids: torch.Tensor, out_size: tuple[int, int], *,
-                logit_scale: float, prob_threshold: float, dtype: np.dtype = np.dtype(np.uint8),
-                cancel: CancelToken | None = None) -> np.ndarray:
-    """Class ids of every photo pixel from working-resolution logits.
-
-    Parameters
-    ----------
-    logits
-        ``(Q, h, w)`` cosine logits of every name.
-    owner
-        ``(Q,)`` class index (0..K-1) of each name.
-    class_ids
-        ``(K,)`` label id of each class index; 0 for the background class.
-    out_size
-        ``(H, W)`` of the photo.
-    prob_threshold
-        Pixels whose best class probability is below it get id 0.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(H, W)`` ``dtype`` label ids.
-    """
-    out_h, out_w = out_size
-    q = logits.shape[0]
-    labels = np.zeros((out_h, out_w), dtype=dtype)
-    # argmax over classes of (best name's softmax) == the class of the best name, and the best
-    # probability is 1 / sum(exp(scale * (l - l_max))): no softmax or per-class max is needed
-    name_ids = class_ids.to(logits.device)[owner.to(logits.device)]
-    src = logits.float()
-    step = max(1, _STRIP_ELEMENTS // max(1, q * out_w))
-    for r0 in range(0, out_h, step):
-        check_cancelled(cancel)
-        r1 = min(out_h, r0 + step)
-        strip = _upsample_rows(src, out_h, out_w, r0, r1)
-        top, arg = strip.max(dim=0)
-        strip_ids = name_ids[arg]
-        if prob_threshold > 0:
-            z = (strip - top).mul_(logit_scale).exp_().sum(dim=0)  # out of place first: strip may view src
-            strip_ids[z > 1.0 / prob_threshold] = 0
-        labels[r0:r1] = strip_ids.cpu().numpy().astype(dtype, copy=False)
-    return labels
 
 
 def pamr_size(photo_size: tuple[int, int], mode: str, max_side: int) -> tuple[int, int]:

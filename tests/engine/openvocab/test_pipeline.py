@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from engine.openvocab import pipeline
 from engine.openvocab.pipeline import (
     SegmentSettings,
     WindowFeatures,
@@ -97,50 +96,6 @@ def test_windows_land_where_they_belong() -> None:
         interior |= ndimage.binary_erosion(expected == value, iterations=2 * patch, border_value=1)
     assert (labels[interior] == expected[interior]).all()
     assert interior.mean() > 0.5
-
-
-def test_strip_labelling_equals_whole_image_labelling(monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.manual_seed(0)
-    logits = torch.randn(5, 13, 17) * 0.2
-    owner = torch.tensor([0, 0, 1, 2, 2])
-    ids = torch.tensor([0, 3, 9])
-    out = (71, 53)
-    up = F.interpolate(logits[None], size=out, mode="bilinear", align_corners=False)[0]
-    probs = class_probabilities(up, owner, 3, 40.0)
-    best, arg = probs.max(0)
-    expected = ids[arg].numpy()
-    expected[(best < 0.6).numpy()] = 0
-    seen: list[int] = []
-    real = pipeline._upsample_rows
-
-    def spy(src: torch.Tensor, out_h: int, out_w: int, r0: int, r1: int) -> torch.Tensor:
-        seen.append(r1 - r0)
-        return real(src, out_h, out_w, r0, r1)
-
-    monkeypatch.setattr(pipeline, "_STRIP_ELEMENTS", 5 * 53 * 4)
-    monkeypatch.setattr(pipeline, "_upsample_rows", spy)
-    labels = label_photo(logits, owner, ids, out, logit_scale=40.0, prob_threshold=0.6)
-    assert max(seen) == 4 and len(seen) == 18  # never more than the strip budget at once
-    agree = (labels == expected).mean()
-    assert agree > 0.999  # float rounding may flip an exact tie
-
-
-def test_big_photo_is_labelled_in_strips(monkeypatch: pytest.MonkeyPatch) -> None:
-    """6000x4000: the (Q, H, W) full-resolution logits are never built."""
-    widest: list[int] = []
-    real = pipeline._upsample_rows
-
-    def spy(src: torch.Tensor, out_h: int, out_w: int, r0: int, r1: int) -> torch.Tensor:
-        widest.append(src.shape[0] * (r1 - r0) * out_w)
-        return real(src, out_h, out_w, r0, r1)
-
-    monkeypatch.setattr(pipeline, "_upsample_rows", spy)
-    logits = torch.randn(4, 21, 32) * 0.1
-    labels = label_photo(logits, torch.arange(4), torch.tensor([0, 1, 2, 3]), (4000, 6000), logit_scale=40,
-                         prob_threshold=0.1)
-    assert labels.shape == (4000, 6000) and labels.dtype == np.uint8
-    assert max(widest) <= pipeline._STRIP_ELEMENTS
-    assert set(np.unique(labels)) <= {0, 1, 2, 3}
 
 
 def test_pamr_size() -> None:
