@@ -154,11 +154,12 @@ class ModelFlows(_Base):
         d.apply(text, (lambda ed: accept_class(ed, pred, cid)) if accept else (lambda ed: reject_class(ed, pred, cid)))
 
     def interpolate(self) -> None:
-        """Fill the slices between annotated axial slices of the active class."""
+        """Fill the slices between annotated slices of the active class, along the focused view's axis
+        (axial when no view has focus)."""
         d = self.document
         if d.editor is None or not isinstance(d.source, Volume):
             raise ModelError("interpolation needs a volume")
-        axis = 0
+        axis = next((v.axis for v in self.volume_view.views if v.canvas.hasFocus()), 0)  # the view in use
         cid = d.active_class
         changed = 0
 
