@@ -62,7 +62,12 @@ class PhotoPredictor:
         else:
             self.name = str(config.get("model") or DEFAULT_PHOTO_MODEL)
             self._key = ("model", self.name, 0, "")
-        self.checkpoint = str(config.get("checkpoint", ""))
+        # The training-free dense CLIP path has no trained head to load: a Cascade-CLIP checkpoint
+        # made active by training is not applied to photos here (the engine has no head-based photo
+        # predictor yet), so provenance must not name it.
+        self.checkpoint = ""
+        if config.get("checkpoint"):
+            _logger.info("photo checkpoint %s is not used by the training-free CLIP predictor", config["checkpoint"])
         self.strategy = str(config.get("strategy", "naclip"))
         self.settings_overrides = {k: tuple(v) if isinstance(v, list) else v
                                    for k, v in dict(config.get("segment", {})).items()}  # JSON lists -> tuples
