@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +31,24 @@ def _resize_nearest(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour resize of a 2D/3D array to ``shape``."""
     idx = np.ix_(*[np.minimum((np.arange(n) * s / n).astype(np.int64), s - 1) for n, s in zip(shape, values.shape)])
     return values[idx]
+
+
+def _stamp(name: str) -> int:
+    """The weights file's mtime (ns) for a model name or path, 0 when unknown: a replaced file reloads."""
+    path = Path(name)
+    if not path.is_file():
+        try:
+            from engine.models.catalog import default_catalog
+            from engine.models.weights import WeightsManager
+
+            catalog = default_catalog()
+            path = WeightsManager(catalog).path(name) if name in catalog else None  # type: ignore[assignment]
+        except Exception:  # noqa: BLE001 - no stamp, the name alone keys the cache
+            return 0
+    try:
+        return path.stat().st_mtime_ns if path is not None else 0
+    except OSError:
+        return 0
 
 
 @lru_cache(maxsize=2)
@@ -61,7 +80,7 @@ class PhotoPredictor:
             self._key = ("config", self.name, int(config.get("seed", 0)), json.dumps(clip_config, sort_keys=True))
         else:
             self.name = str(config.get("model") or DEFAULT_PHOTO_MODEL)
-            self._key = ("model", self.name, 0, "")
+            self._key = ("model", self.name, _stamp(self.name), "")
         # The training-free dense CLIP path has no trained head to load: a Cascade-CLIP checkpoint
         # made active by training is not applied to photos here (the engine has no head-based photo
         # predictor yet), so provenance must not name it.
