@@ -43,6 +43,8 @@ __all__ = [
     "window_logits",
     "class_probabilities",
     "label_photo",
+    "pamr_size",
+    "patch_padding",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -175,7 +177,7 @@ def window_boxes(h: int, w: int, window: int, stride: int) -> list[tuple[int, in
     return boxes
 
 
-def _pad_size(h: int, w: int, patch: int) -> tuple[int, int, int, int]:
+def patch_padding(h: int, w: int, patch: int) -> tuple[int, int, int, int]:
     """``(left, right, top, bottom)`` padding to patch multiples, split as ClearCLIP does."""
     lr, tb = (-w) % patch, (-h) % patch
     return lr // 2, lr - lr // 2, tb // 2, tb - tb // 2
@@ -209,7 +211,7 @@ def encode_windows(clip: ClipModel, image: torch.Tensor, strategy: str | Strateg
     h, w = image.shape[-2:]
     boxes = window_boxes(h, w, window, stride)
     ch, cw = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
-    pad = _pad_size(ch, cw, clip.patch_size)
+    pad = patch_padding(ch, cw, clip.patch_size)
     image = image.to(clip.device)
     out: list[torch.Tensor] = []
     for start in range(0, len(boxes), batch_windows):

@@ -35,7 +35,7 @@ from PIL import Image
 
 from engine.items import LabelSet
 from engine.openvocab.clip_model import ClipModel, ClipSpec, load_clip
-from engine.openvocab.pipeline import SegmentSettings, _pad_size, resize_photo, window_boxes
+from engine.openvocab.pipeline import SegmentSettings, patch_padding, resize_photo, window_boxes
 from engine.openvocab.predictor import OpenVocabPredictor
 from engine.openvocab.strategies import STRATEGIES, encode_dense
 from engine.openvocab.text import IMAGENET_TEMPLATES, TextEncoder
@@ -70,7 +70,7 @@ def reference_loop(clip: ClipModel, rgb: np.ndarray, text: torch.Tensor, owner: 
     for y1, y2, x1, x2 in window_boxes(h, w, window, stride):
         crop = img[:, :, y1:y2, x1:x2]
         ch, cw = crop.shape[-2:]
-        pad = _pad_size(ch, cw, clip.patch_size)  # ClearCLIP's loop pads crops to patch multiples
+        pad = patch_padding(ch, cw, clip.patch_size)  # ClearCLIP's loop pads crops to patch multiples
         crop = F.pad(crop, pad)
         feats = encode_dense(clip, crop, s.method).patches  # (1, rows, cols, E)
         logits = (feats @ text.T).permute(0, 3, 1, 2)

@@ -99,3 +99,15 @@ def test_export_names_are_unique(tmp_path: Path) -> None:
         Image.new("RGB", (4, 4)).save(tmp_path / sub / "same.png")
     got = collect_photos([tmp_path / "x" / "same.png", tmp_path / "y" / "same.png"])
     assert [name for _, name in got] == ["same.png", "same_1.png"]
+
+
+def test_through_the_maskwright_command(model_dir: Path, photos: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.cli import main
+
+    out = tmp_path / "out"
+    code = main(["segment", "--classes", "cat, dog", str(photos / "a.png"), "--out", str(out),
+                 "--model", f"local-dir:{model_dir}", "--device", "cpu"])
+    assert code == 0 and (out / "masks" / "a.png").is_file() and (out / "annotations.json").is_file()
+    assert main(["segment", str(photos / "a.png"), "--out", str(out), "--model", f"local-dir:{model_dir}"]) == 2
+    assert "--classes" in capsys.readouterr().err
