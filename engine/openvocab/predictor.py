@@ -141,13 +141,17 @@ class OpenVocabPredictor:
                 ids.insert(0, 0)
         return classes, ids
 
-    def predict(self, labels: LabelSet | str, *, cancel: CancelToken | None = None) -> Segmentation:
+    def predict(self, labels: LabelSet | str, *, prob_threshold: float | None = None,
+                cancel: CancelToken | None = None) -> Segmentation:
         """Label the encoded photo with the given classes (cheap; repeatable).
 
         Parameters
         ----------
         labels
             A :class:`~engine.items.LabelSet` or typed text such as ``"cat; kitten, dog, sky"``.
+        prob_threshold
+            Overrides the settings' threshold for this call (a threshold slider needs no new
+            image encoding); ignored when ``settings.background`` is off.
 
         Raises
         ------
@@ -180,7 +184,10 @@ class OpenVocabPredictor:
         check_cancelled(cancel)
         t0 = time.perf_counter()
         scale = float(s.pick("logit_scale"))
-        threshold = float(s.pick("prob_threshold")) if s.background else 0.0
+        if not s.background:
+            threshold = 0.0
+        else:
+            threshold = float(s.pick("prob_threshold") if prob_threshold is None else prob_threshold)
         class_ids = torch.tensor(ids, dtype=torch.int64)
         data = label_photo(logits, queries.owner, class_ids, photo_size, logit_scale=scale,
                            prob_threshold=threshold, dtype=labels.dtype(), cancel=cancel)

@@ -99,6 +99,8 @@ def test_background_switch_and_threshold(clip, text) -> None:  # noqa: ANN001
                                        text_encoder=text)
     everything_bg.set_image(photo())
     assert not everything_bg.predict(labels).label_map.data.any()
+    # a per-call threshold (a slider) re-labels without encoding again
+    assert everything_bg.predict(labels, prob_threshold=0.0).label_map.data.all()
 
 
 @pytest.mark.parametrize("mode", ["half", "full"])
