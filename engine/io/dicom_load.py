@@ -3,7 +3,7 @@
 Design: one preallocated ``(z, y, x)`` array of the stored type is filled slice by slice (no list
 of slices, no stacking). Uncompressed little-endian pixels are read straight from each file into
 their slice of the array (``readinto`` at the offset the header scan found: no parse, no copy);
-compressed transfer syntaxes go through pydicom's decoders (pylibjpeg, openjpeg, JPEG-LS, RLE)
+compressed transfer syntaxes go through pydicom's decoders (GDCM, openjpeg, JPEG-LS, RLE)
 one file and frame at a time. Then the
 modality rescale is applied, in place when the result has the stored type's size:
 
