@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from engine.jobs import CancelToken
@@ -39,9 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _manager(args: argparse.Namespace) -> WeightsManager:
-    root = args.cache_dir or (Path(os.environ["MASKWRIGHT_CACHE_DIR"]) if os.environ.get("MASKWRIGHT_CACHE_DIR")
-                              else None)
-    return WeightsManager(default_catalog(), root)
+    return WeightsManager(default_catalog(), args.cache_dir)  # None: weights.default_root()
 
 
 def _size(n: int | None) -> str:

@@ -38,10 +38,12 @@ _TRUE = {"1", "on", "yes", "true"}
 
 
 def default_root() -> Path:
-    """``platformdirs.user_cache_dir("maskwright")``: the default weights folder."""
+    """The default weights folder: ``$MASKWRIGHT_CACHE_DIR`` when set (read at each call, so the
+    CLI, the desktop and the bundle agree), else ``platformdirs.user_cache_dir("maskwright")``."""
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("maskwright"))
+    override = os.environ.get("MASKWRIGHT_CACHE_DIR", "").strip()
+    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("maskwright"))
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:

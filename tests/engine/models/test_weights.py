@@ -237,3 +237,12 @@ def test_import_accepts_legacy_torch_files_without_unpickling_objects(tmp_path: 
     torch.save({"w": torch.ones(1), "obj": Path("x")}, evil)  # an arbitrary object: refused by weights_only
     with pytest.raises(WeightsError, match="not a weights file"):
         manager.import_file(evil, "ViT-B-16-quickgelu.openai")
+
+
+def test_default_root_follows_the_environment_at_call_time(tmp_path, monkeypatch) -> None:
+    from engine.models.weights import default_root
+
+    monkeypatch.setenv("MASKWRIGHT_CACHE_DIR", str(tmp_path / "w"))
+    assert default_root() == tmp_path / "w"
+    monkeypatch.delenv("MASKWRIGHT_CACHE_DIR")
+    assert default_root() != tmp_path / "w"
