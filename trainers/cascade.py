@@ -36,7 +36,8 @@ class CascadeSettings:
 
     ``init``: ``"auto"`` (continue the project's active head, else a fresh one), ``"fresh"`` or
     ``"checkpoint"`` (``weights`` = a head ``.safetensors``). ``clip`` overrides ``backbone`` with
-    an explicit model (tests use tiny random ones). ``crop`` is rounded down to whole patches.
+    an explicit model (tests use tiny random ones). ``crop`` is rounded down to whole patches;
+    ``templates`` default to the 80 ImageNet prompt templates.
     """
 
     project: Path
@@ -49,6 +50,7 @@ class CascadeSettings:
     focal_weight: float = 100.0
     dice_weight: float = 1.0
     threshold: float = 0.3
+    templates: tuple[str, ...] | None = None
     val_fraction: float = 0.2
     publish: bool = True
 
@@ -82,7 +84,7 @@ class CascadeTrainer(Trainer):
                 self.parent_id, path = active
             self.start = load_head(path)[0] if path is not None else None
             pairs = read_photo_pairs(source, self.items, self.class_map)
-        self.text = class_text_embeddings(self.clip, self.class_map.prompts)
+        self.text = class_text_embeddings(self.clip, self.class_map.prompts, templates=s.templates)
         patch = self.clip.patch_size
         size = (max(patch, s.crop // patch * patch),) * 2
         train, val = split_by_item([i.key for i in self.items], s.val_fraction)
@@ -93,9 +95,8 @@ class CascadeTrainer(Trainer):
 
     def build_model(self) -> nn.Module:
         visual = self.clip.model.visual
-        if self.start is not None:
-            head = self.start
-        else:
+        head = self.start
+        if head is None:
             depth, width = len(visual.transformer.resblocks), visual.conv1.out_channels
             cfg = CascadeConfig(backbone=self.settings.backbone, width=width, dim=self.clip.embed_dim, depth=depth,
                                 stages=default_stages(depth), num_prompt_tokens=self.settings.prompt_tokens)
