@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,15 +25,28 @@ from trainers.events import EventWriter
 from trainers.loop import TrainConfig, Trainer
 from trainers.schedule import ScheduleConfig
 
-__all__ = ["main", "build_parser", "RECIPE_DEFAULTS", "make_trainer"]
+__all__ = ["main", "build_parser", "RECIPE_DEFAULTS", "RecipeDefaults", "make_trainer"]
 
 _logger = logging.getLogger(__name__)
 
-# Per recipe: lr, weight decay, schedule, batch, crop, steps (the references' numbers; see each recipe).
-RECIPE_DEFAULTS: dict[str, dict[str, object]] = {
-    "mcanet": {"lr": 6e-5, "weight_decay": 0.01, "schedule": "poly", "batch_size": 6, "crop": 256, "steps": 2000},
-    "cascade": {"lr": 2e-4, "weight_decay": 0.01, "schedule": "poly", "batch_size": 4, "crop": 512, "steps": 2000},
-    "densevlm": {"lr": 1e-5, "weight_decay": 0.1, "schedule": "cosine", "batch_size": 4, "crop": 448, "steps": 1000},
+
+
+@dataclass(frozen=True)
+class RecipeDefaults:
+    """A recipe's defaults where the command line says nothing (the references' numbers)."""
+
+    lr: float
+    weight_decay: float
+    schedule: str
+    batch_size: int
+    crop: int
+    steps: int
+
+
+RECIPE_DEFAULTS: dict[str, RecipeDefaults] = {
+    "mcanet": RecipeDefaults(lr=6e-5, weight_decay=0.01, schedule="poly", batch_size=6, crop=256, steps=2000),
+    "cascade": RecipeDefaults(lr=2e-4, weight_decay=0.01, schedule="poly", batch_size=4, crop=512, steps=2000),
+    "densevlm": RecipeDefaults(lr=1e-5, weight_decay=0.1, schedule="cosine", batch_size=4, crop=448, steps=1000),
 }
 OFFICIAL_WARMUP = 1500  # iterations of linear warmup in the MCANet / Cascade-CLIP configs
 SCRATCH_LR = 6e-4  # MCANet from random init on a few slices (measured: reference/mcanet.md)
@@ -104,26 +118,28 @@ def _mcanet_from_scratch(args: argparse.Namespace) -> bool:
     from trainers.project import ProjectSource
 
     with ProjectSource(args.project) as source:
-        return source.active_checkpoint(MCANetSettings(project=args.project, variant=args.variant).model_name) is None
+        name = MCANetSettings(project=args.project, variant=args.variant).model_name
+        return source.active_checkpoint(name) is None
 
 
 def make_trainer(args: argparse.Namespace, events: EventWriter) -> Trainer:
     """The recipe's trainer for parsed ``fit`` arguments."""
     d = RECIPE_DEFAULTS[args.recipe]
-    steps = args.steps or int(d["steps"])  # type: ignore[call-overload]
+    steps = args.steps or d.steps
     lr = args.lr
     if lr is None:
-        lr = SCRATCH_LR if args.recipe == "mcanet" and _mcanet_from_scratch(args) else float(d["lr"])  # type: ignore[arg-type]
+        lr = SCRATCH_LR if args.recipe == "mcanet" and _mcanet_from_scratch(args) else d.lr
     warmup = args.warmup if args.warmup is not None else min(OFFICIAL_WARMUP, steps // 10)
     config = TrainConfig(
-        max_steps=steps, time_budget_s=args.time_budget, batch_size=args.batch_size or int(d["batch_size"]),  # type: ignore[call-overload]
-        accum_steps=args.accum_steps, lr=lr, weight_decay=args.weight_decay if args.weight_decay is not None
-        else float(d["weight_decay"]), schedule=ScheduleConfig(args.schedule or str(d["schedule"]), warmup_steps=warmup),  # type: ignore[arg-type]
-        clip_grad_norm=args.clip_grad, val_every=args.val_every or max(1, steps // 10), log_every=args.log_every,
+        max_steps=steps, time_budget_s=args.time_budget, batch_size=args.batch_size or d.batch_size,
+        accum_steps=args.accum_steps, lr=lr,
+        weight_decay=args.weight_decay if args.weight_decay is not None else d.weight_decay,
+        schedule=ScheduleConfig(args.schedule or d.schedule, warmup_steps=warmup), clip_grad_norm=args.clip_grad,
+        val_every=args.val_every or max(1, steps // 10), log_every=args.log_every,
         checkpoint_every=args.checkpoint_every, early_stop_patience=args.patience, seed=args.seed,
         device=args.device, precision=args.precision, run_dir=_run_dir(args), resume=args.resume,
         num_workers=args.workers)
-    crop = args.crop or int(d["crop"])  # type: ignore[call-overload]
+    crop = args.crop or d.crop
     common = dict(project=args.project, crop=crop, publish=not args.no_publish)
     if args.val_fraction is not None:
         common["val_fraction"] = args.val_fraction
