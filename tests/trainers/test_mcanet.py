@@ -93,3 +93,31 @@ def test_bad_init_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TrainingConfigError, match="needs --weights"):
         MCANetTrainer(cfg, MCANetSettings(project=project, variant="test", init="imagenet"),
                       events=EventWriter(io.StringIO())).fit()
+
+
+def test_starts_from_imagenet_mscan_weights_or_a_checkpoint_file(tmp_path: Path) -> None:
+    from engine.medical.mcanet import create_mcanet
+    from trainers.mcanet_model import build_start_model
+
+    project = volume_project(tmp_path / "p", [1, 2], depth=6, size=32)
+    torch.manual_seed(11)
+    backbone = create_mcanet("test").backbone.state_dict()
+    mmseg = {"state_dict": {**backbone, "head.weight": torch.zeros(1000, 64)}, "meta": {"note": "ImageNet"}}
+    torch.save(mmseg, tmp_path / "mscan_test.pth")
+    cfg = TrainConfig(max_steps=1, batch_size=2, device="cpu", run_dir=tmp_path / "r")
+    trainer = MCANetTrainer(cfg, MCANetSettings(project=project, variant="test", init="imagenet", crop=32,
+                                                weights=tmp_path / "mscan_test.pth"), events=EventWriter(io.StringIO()))
+    trainer.prepare()
+    model = trainer.build_model()
+    for key, value in backbone.items():
+        torch.testing.assert_close(model.backbone.state_dict()[key], value)
+    result = trainer.fit()
+    assert result.status == "done" and trainer.parent_id is None
+    published = trainer.published.path
+    again = MCANetTrainer(cfg, MCANetSettings(project=project, variant="test", init="checkpoint", crop=32,
+                                              weights=published), events=EventWriter(io.StringIO()))
+    again.prepare()
+    start, _ = load_mcanet_checkpoint(published)
+    rebuilt = build_start_model(again.meta, again.class_map, start=again.start, imagenet=None)
+    for key, value in start.state_dict().items():
+        torch.testing.assert_close(rebuilt.state_dict()[key], value)
