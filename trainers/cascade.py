@@ -23,7 +23,7 @@ from trainers.data import ClassMap, PhotoSamples, split_by_item
 from trainers.errors import TrainingConfigError
 from trainers.losses import binary_dice_loss, onehot_targets, sigmoid_focal_loss
 from trainers.loop import FitResult, Trainer
-from trainers.project import ProjectSource, publish_result, require_items
+from trainers.project import ProjectSource, Published, publish_result, require_items
 
 __all__ = ["CascadeSettings", "CascadeTrainer"]
 
@@ -139,7 +139,7 @@ class CascadeTrainer(Trainer):
         return {"train_items": len(self.train_items), "val_items": len(self.items) - len(self.train_items),
                 "classes": list(self.class_map.names), "parent_checkpoint": self.parent_id}
 
-    def publish(self, result: FitResult, model: nn.Module) -> str | None:
+    def publish(self, result: FitResult, model: nn.Module) -> Published | None:
         if not self.settings.publish or result.best_state is None:
             return None
         model.head.load_state_dict(result.best_state)
@@ -147,4 +147,4 @@ class CascadeTrainer(Trainer):
         self.published = publish_result(self, result, items=self.train_items, parent_id=self.parent_id,
                                         write_weights=lambda path: save_head(model.head, path, extra=extra),
                                         extra={"classes": self.class_map.as_dict()})
-        return str(self.published.path)
+        return self.published

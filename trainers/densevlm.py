@@ -25,7 +25,7 @@ from trainers import distributed
 from trainers.clip import class_text_embeddings, load_backbone, model_slug, read_photo_pairs
 from trainers.data import PhotoSamples, split_by_item
 from trainers.loop import FitResult, Trainer
-from trainers.project import ProjectSource, publish_result, require_items
+from trainers.project import ProjectSource, Published, publish_result, require_items
 from trainers.regions import AlignmentStats, RegionEncoder, RegionSamples, alignment_loss, rois, teacher_regions
 from trainers.vocabulary import build_vocabulary
 
@@ -134,7 +134,7 @@ class DenseVLMTrainer(Trainer):
         return {"train_items": len(self.train_items), "val_items": len(self.items) - len(self.train_items),
                 "vocabulary": int(self.is_thing.numel()), "things": int(self.is_thing.sum())}
 
-    def publish(self, result: FitResult, model: nn.Module) -> str | None:
+    def publish(self, result: FitResult, model: nn.Module) -> Published | None:
         if not self.settings.publish or result.best_state is None:
             return None
         keep = self.settings.keep_start
@@ -147,4 +147,4 @@ class DenseVLMTrainer(Trainer):
                 "step": result.best_step, "keep_start": keep}
         self.published = publish_result(self, result, items=self.train_items, parent_id=None,
                                         write_weights=lambda path: save_visual_weights(holder, path, metadata=meta))
-        return str(self.published.path)
+        return self.published

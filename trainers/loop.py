@@ -38,6 +38,7 @@ from trainers.config import FitResult, TrainConfig
 from trainers.errors import OutOfMemoryError, TrainingConfigError, TrainingError, out_of_memory_advice
 from trainers.events import EventWriter
 from trainers.metrics import SegmentationStats
+from trainers.project import Published
 from trainers.sampling import BatchSampler, Draw
 from trainers.signals import StopSignals
 from trainers.schedule import Scheduler
@@ -158,8 +159,8 @@ class Trainer:
         """Extra fields for the ``start`` event (items, classes...)."""
         return {}
 
-    def publish(self, result: FitResult, model: nn.Module) -> str | None:
-        """Store the best weights somewhere lasting (the project); returns its id, or ``None``."""
+    def publish(self, result: FitResult, model: nn.Module) -> Published | None:
+        """Put the best weights into the project (rank 0 only); ``None`` when not publishing."""
         return None
 
     # ------------------------------------------------------------------ loop
@@ -178,8 +179,7 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.world_size > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        stop = StopSignals()
-        self._stop = stop
+        self._stop = stop = StopSignals()
         self._step = 0
         try:
             return self._fit(dev.name, amp)
@@ -236,11 +236,10 @@ class Trainer:
                          run_dir=str(run_dir), **self.describe())
         params = [p for g in optimizer.param_groups for p in g["params"]]
         batches = iter(loader)
-        step, consumed = state.step, 0
+        step, consumed, last_val = state.step, 0, -1
         t_start = time.perf_counter() - state.elapsed
         t_log, step_log = time.perf_counter(), step
         loss_acc, n_acc = torch.zeros((), device=device), 0
-        last_val = -1
         self.set_train_mode(raw)
         while True:
             elapsed = time.perf_counter() - t_start
@@ -307,11 +306,13 @@ class Trainer:
                 state.best_step, state.best_state = step, self._snapshot(raw)
         self._save_resume(run_dir, step, raw, optimizer, scheduler, scaler, state, elapsed)
         result = FitResult("done", reason, step, state.best_step, state.best_metrics, state.best_state, run_dir)
-        published = None
-        if info.is_main:
-            published = self.publish(result, raw)
-            if published is not None:
-                self.events.emit("checkpoint", step=state.best_step, path=published, kind="published")
+        pub = self.publish(result, raw) if info.is_main else None
+        if pub is not None:  # every field the lock holder needs to record it when we could not
+            self.events.emit("checkpoint", step=state.best_step, path=str(pub.path), kind="published",
+                             description=str(pub.description), checkpoint_id=pub.checkpoint_id,
+                             registered=pub.checkpoint_id is not None, model=pub.record["model"],
+                             parent_id=pub.record["parent_id"], metrics=pub.record["metrics"])
+        published = str(pub.path) if pub is not None else None
         self.events.emit("done", step=step, reason=reason, best_step=state.best_step,
                          best_metrics=state.best_metrics, elapsed_s=round(elapsed, 2), published=published)
         return FitResult("done", reason, step, state.best_step, state.best_metrics, state.best_state, run_dir, published)

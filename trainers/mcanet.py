@@ -24,7 +24,7 @@ from trainers.errors import TrainingConfigError
 from trainers.losses import binary_dice_loss, soft_dice_loss
 from trainers.loop import FitResult, Trainer
 from trainers.mcanet_model import build_start_model, new_meta, param_groups, starting_checkpoint
-from trainers.project import ProjectSource, publish_result, require_items
+from trainers.project import ProjectSource, Published, publish_result, require_items
 from trainers.volumes import prepare_volume, slice_samples
 
 __all__ = ["MCANetSettings", "MCANetTrainer"]
@@ -138,7 +138,7 @@ class MCANetTrainer(Trainer):
         return {"train_items": len(self.train_items), "val_items": len(self.items) - len(self.train_items),
                 "classes": list(self.class_map.names), "parent_checkpoint": self.parent_id}
 
-    def publish(self, result: FitResult, model: nn.Module) -> str | None:
+    def publish(self, result: FitResult, model: nn.Module) -> Published | None:
         if not self.settings.publish or result.best_state is None:
             return None
         model.load_state_dict(result.best_state)
@@ -146,4 +146,4 @@ class MCANetTrainer(Trainer):
         self.published = publish_result(self, result, items=self.train_items, parent_id=self.parent_id,
                                         write_weights=lambda path: save_mcanet_checkpoint(path, model, meta),
                                         extra={"classes": self.class_map.as_dict()})
-        return str(self.published.path)
+        return self.published

@@ -56,6 +56,8 @@ def test_fit_publishes_and_prints_events(project: Path, tmp_path: Path) -> None:
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done" and "step" in kinds and "val" in kinds
     assert events[-1]["published"].endswith(".safetensors")
+    pub = next(e for e in events if e["event"] == "checkpoint" and e["kind"] == "published")
+    assert pub["registered"] and pub["model"] == "mcanet.test" and Path(pub["description"]).is_file()
     with Project.open(project, readonly=True) as p:
         assert p.active_checkpoint("mcanet.test") is not None
 
