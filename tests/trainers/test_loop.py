@@ -140,3 +140,10 @@ def test_fp16_on_cpu_is_refused(tmp_path: Path) -> None:
 def test_fp16_with_grad_scaler_on_cuda(tmp_path: Path) -> None:
     result = ToyTrainer(_config(tmp_path, max_steps=10, device="cuda", precision="fp16"), events=_quiet()).fit()
     assert result.status == "done" and result.best_metrics["mean_dice"] >= 0
+
+
+def test_data_loader_workers_do_not_change_the_result(tmp_path: Path) -> None:
+    a = ToyTrainer(_config(tmp_path / "a", max_steps=6), events=_quiet()).fit()
+    b = ToyTrainer(_config(tmp_path / "b", max_steps=6, num_workers=2), events=_quiet()).fit()
+    for key, value in a.best_state.items():  # type: ignore[union-attr]
+        torch.testing.assert_close(b.best_state[key], value, rtol=0, atol=0)  # type: ignore[index]

@@ -121,3 +121,15 @@ def test_starts_from_imagenet_mscan_weights_or_a_checkpoint_file(tmp_path: Path)
     rebuilt = build_start_model(again.meta, again.class_map, start=again.start, imagenet=None)
     for key, value in start.state_dict().items():
         torch.testing.assert_close(rebuilt.state_dict()[key], value)
+
+
+@pytest.mark.gpu
+def test_mcanet_on_cuda_with_amp(tmp_path: Path) -> None:
+    project = volume_project(tmp_path / "p", [1, 2, 3], depth=6, size=64)
+    cfg = TrainConfig(max_steps=20, batch_size=8, lr=1e-3, val_every=10, log_every=5, device="cuda",
+                      precision="auto", run_dir=tmp_path / "r")
+    trainer = MCANetTrainer(cfg, MCANetSettings(project=project, init="scratch", crop=64),
+                            events=EventWriter(io.StringIO()))
+    result = trainer.fit()
+    assert result.status == "done" and trainer.events.last("start")["precision"] in ("bfloat16", "float16")
+    assert result.best_metrics["mean_dice"] > 0.3
