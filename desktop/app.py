@@ -13,12 +13,18 @@ _logger = logging.getLogger(__name__)
 
 
 def create_app(argv: list[str] | None = None):  # noqa: ANN201 - QApplication
-    """The ``QApplication`` (the existing one when there is one)."""
+    """The ``QApplication`` (the existing one when there is one), with Maskwright's icon.
+
+    The theme (View > Theme) is applied by the window from the settings.
+    """
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     app.setApplicationName("Maskwright")
     app.setOrganizationName("Maskwright")
+    from desktop.theme import app_icon
+
+    app.setWindowIcon(app_icon())
     return app
 
 

@@ -1,8 +1,9 @@
 """What the window has open: a project, one item, its label editor and undo stack.
 
 Widgets read the document and call its methods; they never write the label map themselves.
-Store writes happen here on the GUI thread (one SQLite transaction per user action); reading
-images and running models happen in workers (:mod:`desktop.workers`).
+Small store writes happen here on the GUI thread (one SQLite transaction per user action);
+saving a label map, reading images and running models happen in workers (:mod:`desktop.saving`,
+:mod:`desktop.workers`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6.QtGui import QUndoStack
 
 from desktop.loading import LoadedItem
 from desktop.recovery import Journal
+from desktop.saving import PendingSave, wait_for_save
 from desktop.uncertainty_store import UncertaintyStore
 from desktop.undo import EditCommand
 from engine.edit import LabelEditor, Step
@@ -43,6 +45,8 @@ class Document(QObject):
         The project's classes changed.
     edited(keys)
         The label map changed in these boxes (engine keys).
+    saved(item_id)
+        A background save of the shown item's map was written.
     """
 
     projectChanged = Signal()
@@ -50,6 +54,7 @@ class Document(QObject):
     itemChanged = Signal()
     labelsChanged = Signal()
     edited = Signal(object)
+    saved = Signal(int)
 
     def __init__(self, recovery_root: Path, parent: QObject | None = None, *, history_limit: int = 100,
                  uncertainty_root: Path | None = None) -> None:
@@ -72,6 +77,7 @@ class Document(QObject):
         self.undo_stack.setUndoLimit(history_limit)
         self.active_class = 1
         self._journal_revision = -1
+        self.pending_save: PendingSave | None = None
 
     # -- project -----------------------------------------------------------------------------
     def open_project(self, folder: Path, *, create: bool = False, name: str = "") -> None:
@@ -117,10 +123,15 @@ class Document(QObject):
         return self.editor is not None and not self.undo_stack.isClean()
 
     def show_item(self, loaded: LoadedItem | None) -> None:
-        """Show an item read by a worker (its annotation, or an empty map)."""
+        """Show an item read by a worker (its annotation, or an empty map).
+
+        Edits made on the shown item while the other was being read are saved first.
+        """
+        self.save()
         self._set_item(loaded)
 
     def _set_item(self, loaded: LoadedItem | None) -> None:
+        wait_for_save(self)
         if self.editor is not None:
             self.editor.disconnect(self._on_edit)
         self.undo_stack.clear()
@@ -184,8 +195,11 @@ class Document(QObject):
         """Save the shown item's map as a new version if it has unsaved edits (or ``status`` is given).
 
         Returns whether a version was written. Errors propagate (the caller shows them); the
-        edits and the journal stay, so nothing is lost.
+        edits and the journal stay, so nothing is lost. A background save still running is
+        waited for first (:func:`desktop.saving.wait_for_save`); interactive saves use
+        :func:`desktop.saving.start_background_save` instead.
         """
+        wait_for_save(self)
         if self.project is None or self.record is None or self.editor is None:
             return False
         if not self.modified and status is None:
@@ -213,6 +227,10 @@ class Document(QObject):
             return False
         status = self.record.status if self.record.status != "new" else "corrected"
         return self.save(status=status)
+
+    def journal_stale(self) -> None:
+        """Rewrite the journal at the next autosave tick (its base version changed)."""
+        self._journal_revision = -1
 
     def autosave_journal(self) -> bool:
         """Write unsaved edits to the recovery journal (cheap, atomic); whether anything was written."""

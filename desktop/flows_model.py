@@ -64,10 +64,13 @@ class ModelFlows(_Base):
     def model_config(self, kind: str) -> dict:
         """What the next pre-annotation of ``kind`` items uses (read at each run: new checkpoints apply at once).
 
-        The settings name the model; the project's active checkpoint of that model (set by the
+        The settings name the model and the weights folder (``weights_root``, the one the Models
+        dialog shows); the project's active checkpoint of that model (set by the
         training dialog, or rolled back with ``maskwright``'s CLI) wins over the remembered file.
         """
         cfg = dict(self.settings.get(f"model.{kind}", {}), device=self.settings.get("device", "auto"))
+        root = self.settings.get("weights_root")  # the Models dialog's folder; None: weights.default_root()
+        cfg["weights_root"] = str(root) if root else None
         project = self.document.project
         if project is not None and kind == "volume":
             try:

@@ -16,6 +16,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QFileDialog
 
 from desktop.loading import LoadedItem, classify_paths, read_item_source
+from desktop.saving import start_background_save
 from engine.errors import UnsupportedFormatError
 from engine.items import Photo, Volume
 from engine.jobs import CancelToken, Progress, check_cancelled
@@ -201,7 +202,7 @@ class OpenFlows(_Base):
         d = self.document
         if d.project is None:
             return
-        d.save()
+        start_background_save(d, self.jobs)  # the read below runs meanwhile; show_item waits for it
         project = d.project
         record = project.item(item_id)
 

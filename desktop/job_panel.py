@@ -22,6 +22,7 @@ class _JobRow(QWidget):
         self.cancel = QPushButton("Cancel", self)
         self.cancel.setObjectName(f"cancelJob{job.id}")
         self.cancel.clicked.connect(lambda: manager.cancel(job.id))
+        self.cancel.setVisible(job.cancellable)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(2, 0, 2, 0)
         layout.addWidget(self.label, 2)

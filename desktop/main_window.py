@@ -27,7 +27,9 @@ from desktop.notify import Notifier
 from desktop.overlay import make_lut
 from desktop.photo_view import PhotoView
 from desktop.settings import Settings
+from desktop.saving import start_background_save, wait_for_save
 from desktop.status_bar import StatusBar
+from desktop.theme import build_theme_menu
 from desktop.tool_controller import ToolController
 from desktop.tool_options import ToolOptionsPanel
 from desktop.volume_view import VolumeView
@@ -120,6 +122,7 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
                 toolbar.addAction(qa)
         self.recent_menu = menus["File"].addMenu("Recent projects")  # type: ignore[attr-defined]
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        build_theme_menu(self, menus["View"])  # type: ignore[arg-type]
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -303,8 +306,8 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
 
     # -- saving, autosave, closing -----------------------------------------------------------
     def save(self) -> None:
-        if self.document.save():
-            self.notifier.info("Saved.")
+        """Save the shown item in a worker (the job panel shows it); editing goes on meanwhile."""
+        start_background_save(self.document, self.jobs, on_saved=lambda: self.notifier.info("Saved."))
 
     def autosave_now(self) -> None:
         """Write unsaved edits to the recovery journal (errors are shown, never raised)."""
@@ -317,9 +320,12 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
         """Save unsaved edits as a new version (status kept); errors are shown, the journal keeps the edits."""
         if self.tools._stroke_open:  # noqa: SLF001 - never save half a stroke
             return
-        try:
-            if self.document.autosave_store():
-                self.notifier.info("Autosaved.", 2000)
+        d = self.document
+        if not d.modified or d.record is None or d.pending_save is not None:
+            return
+        try:  # a background save that keeps the item's status ("new" becomes "corrected")
+            start_background_save(d, self.jobs, status=d.record.status if d.record.status != "new" else "corrected",
+                                  on_saved=lambda: self.notifier.info("Autosaved.", 2000))
         except Exception as err:  # noqa: BLE001
             self.autosave_now()
             self.notifier.error(err, context="Autosave")
@@ -349,7 +355,11 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
         self.handle_drop(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
-        """Save, cancel and join workers, stop training, remember settings."""
+        """Save (after a background save still running), cancel and join workers, stop training."""
+        if self.document.pending_save is not None:
+            self.notifier.info("Finishing the save before closing…", 0)
+            self.status.repaint()  # the note shows although the GUI thread now waits for the disk
+            wait_for_save(self.document)
         try:
             self.document.save()
         except Exception as err:  # noqa: BLE001 - keep the journal, tell the person, still close

@@ -7,19 +7,44 @@ traceback; the traceback goes to the log.
 from __future__ import annotations
 
 import logging
+import re
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from engine.errors import Cancelled, MaskwrightError
+from engine.errors import Cancelled, MaskwrightError, WeightsError
 
 __all__ = ["Notifier", "describe_error"]
 
 _logger = logging.getLogger(__name__)
 
 
+_MISSING_WEIGHTS = re.compile(r"the weights of (\S+) are (?:not on this machine|missing)")
+
+
+def _weights_hint(err: WeightsError) -> str:
+    """Missing weights: point to the Models dialog (the engine's message names CLI commands)."""
+    text = str(err)
+    if "Model > Models" in text:
+        return text
+    found = _MISSING_WEIGHTS.search(err.reason)
+    if found is None:
+        return f"{text}\nModel > Models… (Ctrl+M) downloads, imports or removes model weights."
+    name = found.group(1)
+    where = f" (expected at {err.path})" if err.path is not None else ""
+    source = re.search(r"\((file [^)]*)\)", err.reason)
+    offline = f" Without network, fetch {source.group(1)} elsewhere and import it." if source else ""
+    return (f"The weights of {name} are not on this computer{where}. Open Model > Models… (Ctrl+M), select "
+            f"{name} and press Download, or use Import file… with a copy you already have.{offline}")
+
+
 def describe_error(err: BaseException) -> str:
-    """A message a person can act on: our errors as they are, others with their type named."""
+    """A message a person can act on: our errors as they are, others with their type named.
+
+    Missing model weights point to the Models dialog rather than to a command line.
+    """
+    if isinstance(err, WeightsError):
+        return _weights_hint(err)
     if isinstance(err, MaskwrightError):
         return str(err)
     if isinstance(err, MemoryError):

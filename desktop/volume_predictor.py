@@ -1,7 +1,9 @@
 """The volume predictor: an MCANet checkpoint (``engine.medical``) through the desktop's Predictor API.
 
 The checkpoint is the settings' ``model.volume.checkpoint`` (a fine-tuned file the training
-dialog made active) or the weights of a catalog model (``model.volume.model``). Each run loads
+dialog made active) or the weights of a catalog model (``model.volume.model``) in the weights
+folder (``weights_root``: the settings' folder, shown by the Models dialog, or
+:func:`engine.models.weights.default_root`). Each run loads
 the file it names, so a new checkpoint applies to the next pre-annotation without a restart.
 """
 
@@ -47,13 +49,16 @@ class VolumePredictor:
     def __init__(self, config: dict) -> None:
         self.device = str(config.get("device", "auto"))
         self.checkpoint = str(config.get("checkpoint", ""))
+        root = config.get("weights_root")
+        self.weights_root = Path(root) if root else None  # None: weights.default_root() at each run
         self.name = str(config.get("model") or (Path(self.checkpoint).stem if self.checkpoint else "mcanet"))
 
     def _checkpoint_path(self) -> Path:
         if self.checkpoint:
             path = Path(self.checkpoint)
             if not path.is_file():
-                raise WeightsError("the active checkpoint file is missing; pick another in Model > Models", path)
+                raise WeightsError("the active checkpoint file is missing; pick another model in Model > Models…",
+                                   path)
             return path
         from engine.models.catalog import default_catalog
         from engine.models.weights import WeightsManager
@@ -62,10 +67,12 @@ class VolumePredictor:
         if self.name not in catalog:
             raise ModelError("no volume model is chosen yet: fine-tune one (Model > Fine-tune) or pick one in "
                              "Model > Models")
-        path = WeightsManager(catalog).path(self.name)
+        weights = WeightsManager(catalog, self.weights_root)
+        path = weights.path(self.name)
         if path is None:
-            raise WeightsError(f"the weights of {self.name} are not on this computer; download or import them in "
-                               "Model > Models")
+            raise WeightsError(f"the weights of {self.name} are not on this computer. Open Model > Models… "
+                               f"(Ctrl+M), select {self.name} and press Download, or use Import file… with a copy "
+                               "you already have", weights.file_slot(self.name))
         return path
 
     def predict(self, item: Photo | Volume, labels: LabelSet, *, progress: Progress | None = None,

@@ -68,6 +68,7 @@ class Job:
     cancel: CancelToken = field(default_factory=CancelToken)
     done: threading.Event = field(default_factory=threading.Event)
     progress: tuple[int, int, str] = (0, 0, "")
+    cancellable: bool = True  # False: a store write that must finish (no cancel button, shutdown waits)
 
 
 class JobManager(QObject):
@@ -102,12 +103,14 @@ class JobManager(QObject):
         return list(self._jobs.values())
 
     def submit(self, title: str, fn: JobFn, *, on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None, lane: str = "io") -> Job:
+               on_error: Callable[[BaseException], None] | None = None, lane: str = "io",
+               cancellable: bool = True) -> Job:
         """Start ``fn(progress, cancel)`` in the background; ``on_done(result)`` runs on the GUI thread.
 
         ``lane`` "io" (reads, thumbnails, downloads; a few at once) or "model" (one at a time).
+        A job that is not ``cancellable`` (a save) shows no cancel button and is never cancelled.
         """
-        job = Job(next(self._ids), title, fn, on_done, on_error)
+        job = Job(next(self._ids), title, fn, on_done, on_error, cancellable=cancellable)
         self._jobs[job.id] = job
         self.started.emit(job)
         self._pools[lane].start(_Runnable(job, self._signals))
@@ -116,7 +119,7 @@ class JobManager(QObject):
     def cancel(self, job_id: int) -> None:
         """Ask a job to stop at its next check."""
         job = self._jobs.get(job_id)
-        if job is not None:
+        if job is not None and job.cancellable:
             job.cancel.cancel()
 
     def _on_progress(self, job_id: int, done: int, total: int, message: str) -> None:
@@ -153,9 +156,10 @@ class JobManager(QObject):
         return all(bool(pool.waitForDone(timeout_ms)) for pool in self._pools.values())
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
-        """Cancel every job and join the threads (``closeEvent``)."""
+        """Cancel every cancellable job and join the threads (``closeEvent``); saves run to the end."""
         for job in list(self._jobs.values()):
-            job.cancel.cancel()
+            if job.cancellable:
+                job.cancel.cancel()
         ok = self.wait(timeout_ms)
         if not ok:
             _logger.warning("some background jobs did not stop within %d ms", timeout_ms)

@@ -107,6 +107,7 @@ def test_whole_photo_flow_preannotate_paint_undo_redo_save_reopen(qtbot, window,
     w.actions_by_id["maskwright.edit.redo"].trigger()
     np.testing.assert_array_equal(w.document.editor.data, painted)
     w.actions_by_id["maskwright.file.save"].trigger()
+    wait_idle(qtbot, w)  # the save runs in a worker
     versions = w.document.project.versions(item_id)
     assert [v.provenance.source for v in versions] == ["model", "person"] and versions[1].parent == 1
     w.close_project()

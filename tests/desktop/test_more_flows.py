@@ -94,10 +94,12 @@ def test_autosave_to_the_store_keeps_status(qtbot, window, tmp_path: Path) -> No
     w.document.record = project.item(item_id)
     drag(w.photo_view.canvas, [(30, 30), (30, 60)])
     w.autosave_to_store()
+    wait_idle(qtbot, w)  # the save runs in a worker
     assert not w.document.modified
     assert project.item(item_id).status == "predicted"
     np.testing.assert_array_equal(project.load_annotation(item_id).data, w.document.editor.data)
     w.autosave_to_store()  # nothing new: no new version
+    wait_idle(qtbot, w)
     assert len(project.versions(item_id)) == 1
 
 

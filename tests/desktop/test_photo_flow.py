@@ -52,6 +52,7 @@ def test_new_project_photo_classes_paint_undo_redo_save_reopen(qtbot, window, tm
     np.testing.assert_array_equal(data, two)
 
     w.actions_by_id["maskwright.file.save"].trigger()
+    wait_idle(qtbot, w)  # the save runs in a worker
     assert not w.document.modified
     item_id = w.document.record.id
     assert w.document.project.item(item_id).status == "corrected"
