@@ -168,12 +168,11 @@ def augment_photo(rgb: np.ndarray, target: np.ndarray, seed: int, cfg: PhotoAugm
     image, target
         ``(3, size[0], size[1])`` float32 in ``[0, 1]`` (not yet normalised) and int64 labels.
     """
-    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-    lab = torch.from_numpy(np.ascontiguousarray(target)).long()
     if not cfg.enabled:
-        return fit_to_size(image, lab, size)
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        return fit_to_size(image, torch.from_numpy(np.ascontiguousarray(target)).long(), size)
     rng = np.random.default_rng(seed)
-    h, w = image.shape[-2:]
+    h, w = rgb.shape[:2]
     area = h * w
     ch, cw = h, w
     for _ in range(10):  # torchvision's RandomResizedCrop sampling
@@ -185,7 +184,9 @@ def augment_photo(rgb: np.ndarray, target: np.ndarray, seed: int, cfg: PhotoAugm
             break
     y0 = int(rng.integers(0, h - ch + 1))
     x0 = int(rng.integers(0, w - cw + 1))
-    image, lab = image[:, y0 : y0 + ch, x0 : x0 + cw], lab[y0 : y0 + ch, x0 : x0 + cw]
+    # Crop the uint8 pixels first: only the crop is converted to float.
+    image = torch.from_numpy(np.ascontiguousarray(rgb[y0 : y0 + ch, x0 : x0 + cw])).permute(2, 0, 1).float() / 255.0
+    lab = torch.from_numpy(np.ascontiguousarray(target[y0 : y0 + ch, x0 : x0 + cw])).long()
     image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
     lab = F.interpolate(lab[None, None].float(), size=size, mode="nearest")[0, 0].long()
     if rng.random() < cfg.flip:

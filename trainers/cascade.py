@@ -83,7 +83,7 @@ class CascadeTrainer(Trainer):
             if s.init == "auto" and (active := source.active_checkpoint(s.model_name)) is not None:
                 self.parent_id, path = active
             self.start = load_head(path)[0] if path is not None else None
-            pairs = read_photo_pairs(source, self.items, self.class_map)
+            pairs = read_photo_pairs(source, self.items, self.class_map, max_side=2 * s.crop)
         self.text = class_text_embeddings(self.clip, self.class_map.prompts, templates=s.templates)
         patch = self.clip.patch_size
         size = (max(patch, s.crop // patch * patch),) * 2

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 import torch.nn.functional as F
 
 from engine.openvocab.clip_model import ClipModel, ClipSpec, clip_from_catalog, load_clip
@@ -38,16 +39,24 @@ def class_text_embeddings(clip: ClipModel, prompts: Sequence[str], *,
     return torch.stack(rows).cpu()
 
 
-def read_photo_pairs(source: AnnotationSource, items: Sequence[TrainingItem], class_map: ClassMap | None
-                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(rgb, channels)`` per item; without a class map (unlabelled use) the channels are zeros."""
+def read_photo_pairs(source: AnnotationSource, items: Sequence[TrainingItem], class_map: ClassMap | None, *,
+                     max_side: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(rgb, channels)`` per item; without a class map (unlabelled use) the channels are zeros.
+
+    Photos whose longer side exceeds ``max_side`` are shrunk (area filter; labels nearest) so that
+    hundreds of camera photos fit in memory; training crops are much smaller anyway.
+    """
     out = []
     for item in items:
         rgb = source.read_photo(item).rgb
-        if class_map is None:
-            out.append((rgb, np.zeros(rgb.shape[:2], dtype=np.uint8)))
-        else:
-            out.append((rgb, class_map.to_channels(source.read_labels(item))))
+        lab = (class_map.to_channels(source.read_labels(item)) if class_map is not None
+               else np.zeros(rgb.shape[:2], dtype=np.uint8))
+        scale = max_side / max(rgb.shape[:2]) if max_side else 1.0
+        if scale < 1.0:
+            size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+            rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+            lab = np.asarray(Image.fromarray(lab).resize(size, Image.Resampling.NEAREST))
+        out.append((rgb, lab))
     return out
 
 

@@ -81,7 +81,7 @@ class DenseVLMTrainer(Trainer):
             self.items = source.all_items()
             require_items(self.items, s.project, "photo")
             classes = [c.prompt for c in source.labels()]
-            pairs = read_photo_pairs(source, self.items, None)
+            pairs = read_photo_pairs(source, self.items, None, max_side=2 * s.crop)
         names, things = build_vocabulary(classes)
         self.is_thing = torch.tensor(things)
         self.text_student = class_text_embeddings(self.clip, names, templates=s.templates)
