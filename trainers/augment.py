@@ -110,8 +110,8 @@ def fit_to_size(image: torch.Tensor, target: torch.Tensor, size: tuple[int, int]
     return out_img, out_lab
 
 
-def augment_slice(image: torch.Tensor, target: torch.Tensor, seed: int, cfg: SliceAugment,
-                  size: tuple[int, int], *, normalise: Callable[[torch.Tensor], torch.Tensor] | None = None
+def augment_slice(image: torch.Tensor, target: torch.Tensor, seed: int, *, cfg: SliceAugment,
+                  size: tuple[int, int], normalise: Callable[[torch.Tensor], torch.Tensor] | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment one slice and bring it to ``size``.
 
@@ -152,7 +152,7 @@ def augment_slice(image: torch.Tensor, target: torch.Tensor, seed: int, cfg: Sli
     return _warp(image, target, theta, size)
 
 
-def augment_photo(rgb: np.ndarray, target: np.ndarray, seed: int, cfg: PhotoAugment,
+def augment_photo(rgb: np.ndarray, target: np.ndarray, seed: int, *, cfg: PhotoAugment,
                   size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Random resized crop, flip and colour jitter of a photo.
 

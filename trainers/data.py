@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from engine.items import LabelSet, Photo, Volume
-from trainers.augment import IGNORE, PhotoAugment, SliceAugment, augment_photo, augment_slice
+from trainers.augment import PhotoAugment, SliceAugment, augment_photo, augment_slice
 from trainers.sampling import Draw
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "grow_output_channels",
     "PhotoSamples",
     "SliceSamples",
+    "to_device",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ class PhotoSamples(Dataset):
     def __getitem__(self, draw: Draw) -> dict[str, torch.Tensor]:
         rgb, channels = self.photos[draw.index]
         cfg = self.augment if draw.augment else PhotoAugment(enabled=False)
-        image, target = augment_photo(rgb, channels.astype(np.int64), draw.seed, cfg, self.size)
+        image, target = augment_photo(rgb, channels.astype(np.int64), draw.seed, cfg=cfg, size=self.size)
         return {"image": _normalise(image, self.mean, self.std), "target": target}
 
 
@@ -315,5 +316,16 @@ class SliceSamples(Dataset):
         image = torch.from_numpy(img[zs].astype(np.float32))
         target = torch.from_numpy(lab[z].astype(np.int64))
         cfg = self.augment if draw.augment else SliceAugment(enabled=False)
-        image, target = augment_slice(image, target, draw.seed, cfg, self.size, normalise=self.normalise)
+        image, target = augment_slice(image, target, draw.seed, cfg=cfg, size=self.size, normalise=self.normalise)
         return {"image": image, "target": target}
+
+
+def to_device(batch: Any, device: torch.device) -> Any:  # noqa: ANN401 - batches are nested containers
+    """Move every tensor of a (nested dict/list/tuple) batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch

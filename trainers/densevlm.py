@@ -115,10 +115,10 @@ class DenseVLMTrainer(Trainer):
         boxes = rois(batch["boxes"], batch["valid"])
         student = model(batch["image"], boxes)
         teacher = teacher_regions(self.teacher, batch["image"], boxes, mean=self.clip.mean, std=self.clip.std)
-        dev = student.device
-        return alignment_loss(student, teacher, self.text_student.to(dev), self.text_teacher.to(dev),
-                              self.is_thing.to(dev), scale=self.settings.scale, threshold=self.settings.threshold,
-                              stats=self.stats)
+        dev, s = student.device, self.settings
+        return alignment_loss(student, teacher, text_student=self.text_student.to(dev),
+                              text_teacher=self.text_teacher.to(dev), is_thing=self.is_thing.to(dev), scale=s.scale,
+                              threshold=s.threshold, stats=self.stats)
 
     def validate(self, model: nn.Module, batches: Iterator[dict[str, Any]]) -> dict[str, Any]:
         total, kept, regions = 0.0, 0, 0

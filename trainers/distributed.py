@@ -17,7 +17,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
-    "DistInfo", "setup", "teardown", "all_reduce_max", "all_reduce_mean", "gather_objects", "rng_state", "set_rng_state",
+    "DistInfo", "setup", "teardown", "all_reduce_max", "all_reduce_mean", "gather_objects", "rng_state",
+    "set_rng_state",
 ]
 
 _logger = logging.getLogger(__name__)

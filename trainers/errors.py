@@ -23,7 +23,7 @@ class OutOfMemoryError(TrainingError):
     """The device ran out of memory; smaller batches or crops may fit."""
 
 
-def out_of_memory_advice(device_type: str, batch_size: int, accum_steps: int, world_size: int, step: int
+def out_of_memory_advice(device_type: str, batch_size: int, accum_steps: int, *, world_size: int, step: int
                          ) -> tuple[str, str]:
     """``(message, suggestion)`` for an out-of-memory at ``step`` with these batch settings."""
     smaller = max(batch_size // 2, world_size)

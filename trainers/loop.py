@@ -35,6 +35,7 @@ from engine.models.device import autocast_dtype, choose_device
 from trainers import checkpoint, distributed
 from trainers.checkpoint import RunState
 from trainers.config import FitResult, TrainConfig
+from trainers.data import to_device
 from trainers.errors import OutOfMemoryError, TrainingConfigError, TrainingError, out_of_memory_advice
 from trainers.events import EventWriter
 from trainers.metrics import SegmentationStats
@@ -46,16 +47,6 @@ from trainers.schedule import Scheduler
 __all__ = ["TrainConfig", "FitResult", "Trainer"]
 
 _logger = logging.getLogger(__name__)
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:  # noqa: ANN401 - batches are nested containers
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
 
 
 class Trainer:
@@ -171,7 +162,8 @@ class Trainer:
             dev = choose_device(cfg.device)
             amp = autocast_dtype(dev.device, cfg.precision)
         except ValueError as err:
-            self.events.emit("error", kind="config", message=str(err), suggestion="pick another --device or --precision", step=0)
+            self.events.emit("error", kind="config", message=str(err), step=0,
+                             suggestion="pick another --device or --precision")
             raise TrainingConfigError(str(err)) from err
         self.dist = distributed.setup(dev.device.type)
         self.events.enabled = self.events.enabled and self.dist.is_main
@@ -229,7 +221,8 @@ class Trainer:
                                state=state.sampler)
         loader = DataLoader(train_ds, batch_sampler=sampler, collate_fn=self.collate, num_workers=cfg.num_workers,
                             pin_memory=device.type == "cuda")
-        self.events.emit("start", recipe=self.name, device=device_name, precision=str(amp or "fp32").replace("torch.", ""),
+        precision = str(amp or "fp32").replace("torch.", "")
+        self.events.emit("start", recipe=self.name, device=device_name, precision=precision,
                          world_size=info.world_size, max_steps=cfg.max_steps, time_budget_s=cfg.time_budget_s,
                          batch_size=cfg.batch_size, accum_steps=cfg.accum_steps, train_samples=len(train_ds),
                          val_samples=len(val_ds) if val_ds is not None else 0, resumed_from_step=state.step,
@@ -251,7 +244,7 @@ class Trainer:
                 progress = max(progress, elapsed / cfg.time_budget_s)
             lr = scheduler.set(step, progress)
             for micro in range(cfg.accum_steps):
-                batch = _to_device(next(batches), device)
+                batch = to_device(next(batches), device)
                 consumed += 1
                 sync = micro == cfg.accum_steps - 1 or info.world_size == 1
                 with contextlib.nullcontext() if sync else model.no_sync():  # type: ignore[operator]
@@ -285,7 +278,8 @@ class Trainer:
                 self._validate_and_track(raw, val_ds, step, run_dir, state)
                 last_val = step
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                self._save_resume(run_dir, step, raw, optimizer, scheduler, scaler, state, time.perf_counter() - t_start)
+                elapsed = time.perf_counter() - t_start
+                self._save_resume(run_dir, step, raw, optimizer, scheduler, scaler, state, elapsed)
             if self.after_step is not None:
                 self.after_step(step)
         elapsed = time.perf_counter() - t_start
@@ -315,7 +309,8 @@ class Trainer:
         published = str(pub.path) if pub is not None else None
         self.events.emit("done", step=step, reason=reason, best_step=state.best_step,
                          best_metrics=state.best_metrics, elapsed_s=round(elapsed, 2), published=published)
-        return FitResult("done", reason, step, state.best_step, state.best_metrics, state.best_state, run_dir, published)
+        return FitResult("done", reason, step, state.best_step, state.best_metrics, state.best_state, run_dir,
+                         published)
 
     # --------------------------------------------------------------- helpers
     def _snapshot(self, raw: nn.Module) -> dict[str, torch.Tensor]:
@@ -347,16 +342,19 @@ class Trainer:
     def _validate_and_track(self, raw: nn.Module, val_ds: Dataset, step: int, run_dir: Path, state: RunState) -> None:
         cfg, info = self.config, self.dist
         draws = [Draw(i, 0, False) for i in range(info.rank, len(val_ds), info.world_size)]  # type: ignore[arg-type]
-        loader = DataLoader(val_ds, batch_size=cfg.val_batch_size, sampler=draws, collate_fn=self.collate,  # type: ignore[arg-type]
+        loader = DataLoader(val_ds, batch_size=cfg.val_batch_size, sampler=draws,  # type: ignore[arg-type]
+                            collate_fn=self.collate,
                             num_workers=cfg.num_workers)
         amp = autocast_dtype(self.device, cfg.precision)
         raw.eval()
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            metrics = self.validate(raw, (_to_device(b, self.device) for b in loader))
+        autocast = torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None)
+        with torch.inference_mode(), autocast:
+            metrics = self.validate(raw, (to_device(b, self.device) for b in loader))
         self.set_train_mode(raw)
         value = float(metrics.get(self.monitor, math.nan))
         better = math.isfinite(value) and (
-            state.best_value is None or (value > state.best_value if self.monitor_mode == "max" else value < state.best_value)
+            state.best_value is None
+            or (value > state.best_value if self.monitor_mode == "max" else value < state.best_value)
         )
         if better:
             state.best_value, state.best_step, state.best_metrics = value, step, metrics
@@ -376,8 +374,9 @@ class Trainer:
         if self.dist.is_main:
             state.step, state.elapsed = step, elapsed
             path = run_dir / checkpoint.RESUME_NAME
-            checkpoint.save_resume(path, recipe=self.name, model_state=self.model_state(raw), optimizer=optimizer, scheduler=scheduler,
-                                   scaler=scaler, state=state, rngs=rngs, config=self.config.as_dict())
+            checkpoint.save_resume(path, recipe=self.name, model_state=self.model_state(raw), optimizer=optimizer,
+                                   scheduler=scheduler, scaler=scaler, state=state, rngs=rngs,
+                                   config=self.config.as_dict())
             self.events.emit("checkpoint", step=step, path=str(path), kind="resume")
 
     def _load_resume(self, run_dir: Path, raw: nn.Module, optimizer: torch.optim.Optimizer,
@@ -394,7 +393,7 @@ class Trainer:
     def _out_of_memory(self, err: BaseException) -> OutOfMemoryError:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        message, suggestion = out_of_memory_advice(self.device.type, self.config.batch_size,
-                                                   self.config.accum_steps, self.dist.world_size, self._step)
+        message, suggestion = out_of_memory_advice(self.device.type, self.config.batch_size, self.config.accum_steps,
+                                                   world_size=self.dist.world_size, step=self._step)
         self.events.emit("error", kind="out_of_memory", message=message, suggestion=suggestion, step=self._step)
         return OutOfMemoryError(f"{message}; {suggestion}")

@@ -86,7 +86,8 @@ class MCANetTrainer(Trainer):
                                                              source.active_checkpoint(s.model_name))
             self.meta = m = new_meta(variant=s.variant, class_map=self.class_map, loss=s.loss, context=s.context,
                                      crop=s.crop, feature_size=s.feature_size, window=s.window, spacing=s.spacing,
-                                     base=self.start[1] if self.start else None, first=source.read_volume(self.items[0]))
+                                     base=self.start[1] if self.start else None,
+                                     first=source.read_volume(self.items[0]))
             pairs = [prepare_volume(source.read_volume(i), self.class_map.to_channels(source.read_labels(i)),
                                     m.window, m.spacing) for i in self.items]
         train, val = split_by_item([i.key for i in self.items], s.val_fraction)

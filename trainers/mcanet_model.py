@@ -36,7 +36,8 @@ def starting_checkpoint(init: str, weights: Path | None, variant: str, active: t
         raise TrainingConfigError(f"unknown --init {init!r}: use {', '.join(INITS)}")
     if init in ("imagenet", "checkpoint") and weights is None:
         raise TrainingConfigError(f"--init {init} needs --weights FILE")
-    parent, path = (active if init == "auto" and active is not None else (None, weights if init == "checkpoint" else None))
+    fallback = (None, weights if init == "checkpoint" else None)
+    parent, path = active if init == "auto" and active is not None else fallback
     if path is None:
         return None, None
     model, meta = load_mcanet_checkpoint(path)
@@ -60,7 +61,8 @@ def new_meta(*, variant: str, class_map: ClassMap, loss: str, context: int, crop
         raise TrainingConfigError("--loss must be ce, or bce for a project with exactly one class")
     classes = sigmoid_classes(names[0], ids[0]) if loss == "bce" else softmax_classes(names, ids)
     return MCANetMeta(variant=variant, classes=classes, in_channels=in_ch, context_slices=context,
-                      modality=first.modality, window=window or (base.window if base else default_window(first.modality)),
+                      modality=first.modality,
+                      window=window or (base.window if base else default_window(first.modality)),
                       mean=mean, std=std, spacing=spacing or (base.spacing if base else None), tile_size=(crop, crop),
                       feature_size=base.feature_size if base else feature_size,
                       image_size=base.image_size if base else 128)

@@ -109,8 +109,8 @@ class AlignmentStats:
     things: int = 0
 
 
-def alignment_loss(student: torch.Tensor, teacher: torch.Tensor, text_student: torch.Tensor,
-                   text_teacher: torch.Tensor, is_thing: torch.Tensor, *, scale: float = 100.0,
+def alignment_loss(student: torch.Tensor, teacher: torch.Tensor, *, text_student: torch.Tensor,
+                   text_teacher: torch.Tensor, is_thing: torch.Tensor, scale: float = 100.0,
                    threshold: float = 0.3, stats: AlignmentStats | None = None) -> torch.Tensor:
     """Decoupled region-category alignment, ``KL(teacher || student)`` averaged over kept regions.
 

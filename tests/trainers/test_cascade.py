@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pytest
 import torch
 
 from engine.openvocab.cascade import CascadeCLIP

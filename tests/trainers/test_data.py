@@ -179,11 +179,11 @@ def test_identity_augmentation_equals_plain_fit_and_rotation_keeps_labels_aligne
     img[0, 4:12, 20:28] = 1.0
     lab[4:12, 20:28] = 1
     ident = SliceAugment(flip=0.0, rotate_deg=0.0, scale=(1.0, 1.0), intensity_scale=0.0, intensity_shift=0.0, shift=0.0)
-    a_img, a_lab = augment_slice(img, lab, 5, ident, (32, 32))
+    a_img, a_lab = augment_slice(img, lab, 5, cfg=ident, size=(32, 32))
     b_img, b_lab = fit_to_size(img, lab, (32, 32))
     torch.testing.assert_close(a_img, b_img, atol=1e-5, rtol=0)
     assert torch.equal(a_lab, b_lab)
     rot = SliceAugment(flip=0.0, rotate_deg=40.0, scale=(1.0, 1.0), intensity_scale=0.0, intensity_shift=0.0)
-    r_img, r_lab = augment_slice(img, lab, 11, rot, (32, 32))
+    r_img, r_lab = augment_slice(img, lab, 11, cfg=rot, size=(32, 32))
     inside = r_lab == 1
     assert inside.sum() > 30 and r_img[0][inside].mean() > 0.8 and r_img[0][r_lab == 0].mean() < 0.2

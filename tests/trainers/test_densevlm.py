@@ -42,11 +42,13 @@ def test_alignment_loss_filters_and_decouples() -> None:
     is_thing = torch.tensor([True, True, True, False, False, False])
     teacher = torch.stack([text[0], text[4], torch.nn.functional.normalize(torch.ones(8), dim=0)])
     stats = AlignmentStats()
-    same = alignment_loss(teacher, teacher, text, text, is_thing, stats=stats)
+    same = alignment_loss(teacher, teacher, text_student=text, text_teacher=text, is_thing=is_thing, stats=stats)
     assert same.abs() < 1e-5 and stats.regions == 3 and stats.kept >= 2 and stats.things >= 1
-    other = alignment_loss(torch.nn.functional.normalize(torch.randn(3, 8), dim=-1), teacher, text, text, is_thing)
+    other = alignment_loss(torch.nn.functional.normalize(torch.randn(3, 8), dim=-1), teacher, text_student=text,
+                           text_teacher=text, is_thing=is_thing)
     assert other > 0.1
-    none = alignment_loss(teacher, teacher, text, text, is_thing, threshold=1.0, stats=stats)
+    none = alignment_loss(teacher, teacher, text_student=text, text_teacher=text, is_thing=is_thing, threshold=1.0,
+                          stats=stats)
     assert none == 0 and stats.kept == 0
 
 
