@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QColorDialog, QHBoxLayout, QInputDialog, QLineEdit, QListWidget, QListWidgetItem,
                                QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
@@ -19,6 +19,10 @@ _logger = logging.getLogger(__name__)
 def _swatch(color: tuple[int, int, int]) -> QIcon:
     pix = QPixmap(14, 14)
     pix.fill(QColor(*color))
+    painter = QPainter(pix)  # a frame keeps the swatch visible on a selected row of the same colour
+    painter.setPen(QColor(255, 255, 255) if sum(color) < 384 else QColor(0, 0, 0))
+    painter.drawRect(0, 0, 13, 13)
+    painter.end()
     return QIcon(pix)
 
 

@@ -7,7 +7,11 @@ style; "system" is the platform's own style without a style sheet.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QPalette
@@ -24,8 +28,36 @@ _logger = logging.getLogger(__name__)
 
 THEMES = ("system", "light", "dark")
 _ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
-# A fix on top of resources/styles/*.qss: its 4px dock-title padding clipped the dock titles.
-_EXTRA_QSS = "\nQDockWidget::title { padding: 2px 6px; }\n"
+_ICON_COLOURS = {"dark": ("#dde3ea", "#6b7480"), "light": ("#1d232b", "#9aa1ab")}  # text, disabled text
+# Fixes on top of resources/styles/*.qss: its 4px dock-title padding clipped the dock titles, and
+# styled spin boxes and combo boxes lose Fusion's arrows (flat dashes, an old bevel): SVG arrows.
+_EXTRA_QSS = """
+QDockWidget::title {{ padding: 2px 6px; }}
+QAbstractSpinBox::up-button, QAbstractSpinBox::down-button {{ width: 16px; border: none; }}
+QAbstractSpinBox::up-arrow {{ image: url("{up}"); width: 8px; height: 5px; }}
+QAbstractSpinBox::down-arrow {{ image: url("{down}"); width: 8px; height: 5px; }}
+QComboBox::drop-down {{ border: none; width: 18px; }}
+QComboBox::down-arrow {{ image: url("{down}"); width: 8px; height: 5px; }}
+"""
+_ARROW_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="5" viewBox="0 0 8 5">'
+              '<polygon points="{points}" fill="{colour}"/></svg>')
+
+
+def _arrow_files(theme: str, colour: str) -> tuple[str, str]:
+    """Write the spin-box arrow images for ``theme`` (style sheets only take file URLs)."""
+    global _arrow_dir
+    if _arrow_dir is None:
+        _arrow_dir = Path(tempfile.mkdtemp(prefix="maskwright-style-"))  # private (0700), removed at exit
+        atexit.register(shutil.rmtree, _arrow_dir, True)
+    out = []
+    for name, points in (("up", "0,5 4,0 8,5"), ("down", "0,0 8,0 4,5")):
+        path = _arrow_dir / f"{theme}-{name}.svg"
+        path.write_text(_ARROW_SVG.format(points=points, colour=colour), encoding="utf-8")
+        out.append(path.as_posix())
+    return out[0], out[1]
+
+
+_arrow_dir: Path | None = None
 _system_style: str | None = None  # the platform style name, remembered before Fusion replaces it
 
 
@@ -54,17 +86,20 @@ def apply_theme(app: QApplication, theme: str) -> str:
         except OSError as err:
             _logger.warning("%s: cannot read the %s style (%s); using the system look", path, theme, err)
         else:
+            try:
+                up, down = _arrow_files(theme, _ICON_COLOURS[theme][0])
+                extra = _EXTRA_QSS.format(up=up, down=down)
+            except OSError as err:  # the arrows are cosmetic
+                _logger.debug("spin-box arrows: %s", err)
+                extra = "\nQDockWidget::title { padding: 2px 6px; }\n"
             app.setStyle("Fusion")
-            app.setStyleSheet(text + _EXTRA_QSS)
+            app.setStyleSheet(text + extra)
             return theme
     elif theme != "system":
         _logger.warning("unknown theme %r; using the system look", theme)
     app.setStyleSheet("")
     app.setStyle(_system_style or "Fusion")
     return "system"
-
-
-_ICON_COLOURS = {"dark": ("#dde3ea", "#6b7480"), "light": ("#1d232b", "#9aa1ab")}
 
 
 def recolour_icons(window: MainWindow, theme: str) -> None:
