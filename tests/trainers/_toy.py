@@ -87,15 +87,21 @@ class ToyTrainer(Trainer):
         return model(batch["image"]).argmax(1), batch["target"]
 
 
-def ddp_worker(rank: int, world: int, port: int, config: Any) -> None:
-    """Entry point of one process of a gloo process group on 127.0.0.1 (for ``mp.spawn``)."""
+def ddp_worker(rank: int, world: int, port: int, config: Any, cancel_at: int | None = None) -> None:
+    """Entry point of one process of a gloo process group on 127.0.0.1 (for ``mp.spawn``); with
+    ``cancel_at``, rank 0 cancels after that step (every rank stops, resumable)."""
     import io
     import os
 
+    from engine.jobs import CancelToken
     from trainers.events import EventWriter
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-    ToyTrainer(config, events=EventWriter(io.StringIO())).fit()
+    token = CancelToken()
+    trainer = ToyTrainer(config, events=EventWriter(io.StringIO()), cancel=token)
+    if cancel_at is not None and rank == 0:
+        trainer.after_step = lambda step: token.cancel() if step == cancel_at else None
+    trainer.fit()

@@ -41,3 +41,20 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     start = ToyTrainer(config(tmp_path)).build_model().state_dict()
     moved = sum(float((value - start[key]).abs().sum()) for key, value in one["model"].items())
     assert moved > 0  # training changed the weights, so equality is not trivial
+
+
+def test_two_processes_stop_and_resume_exactly(tmp_path: Path) -> None:
+    def config(run_dir: Path, resume: bool = False) -> TrainConfig:
+        return TrainConfig(max_steps=8, batch_size=4, lr=3e-3, schedule=ScheduleConfig("poly", warmup_steps=2),
+                           val_every=3, log_every=2, seed=2, device="cpu", precision="fp32", run_dir=run_dir,
+                           resume=resume)
+
+    mp.spawn(ddp_worker, args=(2, _free_port(), config(tmp_path / "full")), nprocs=2, join=True)
+    mp.spawn(ddp_worker, args=(2, _free_port(), config(tmp_path / "cut"), 4), nprocs=2, join=True)
+    assert checkpoint.load(tmp_path / "cut" / checkpoint.RESUME_NAME)["step"] == 4
+    mp.spawn(ddp_worker, args=(2, _free_port(), config(tmp_path / "cut", resume=True)), nprocs=2, join=True)
+    full = checkpoint.load(tmp_path / "full" / checkpoint.RESUME_NAME)
+    cut = checkpoint.load(tmp_path / "cut" / checkpoint.RESUME_NAME)
+    assert cut["step"] == full["step"] == 8 and cut["sampler"] == full["sampler"]
+    for key, value in full["model"].items():
+        torch.testing.assert_close(cut["model"][key], value, rtol=1e-6, atol=1e-7)
