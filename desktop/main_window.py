@@ -340,7 +340,12 @@ class MainWindow(OpenFlows, ModelFlows, QMainWindow):
                 return
 
     def mark(self, status: str) -> None:
-        self.document.set_status(status)
+        """Mark the shown item; unsaved edits are saved with that status in a worker."""
+        d = self.document
+        if d.modified and d.pending_save is None:
+            start_background_save(d, self.jobs, status=status, on_saved=lambda: self.notifier.info(f"Marked {status}."))
+            return
+        d.set_status(status)  # a status change only (or after the running save): one small SQL update
         self.notifier.info(f"Marked {status}.")
 
     def close_project(self) -> None:

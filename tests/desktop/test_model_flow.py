@@ -46,6 +46,7 @@ def test_preannotate_review_and_next_to_correct(qtbot, window, tmp_path: Path) -
     w.actions_by_id["maskwright.edit.accept_class"].trigger()
     np.testing.assert_array_equal(data, project.load_annotation(shown).data)
     w.actions_by_id["maskwright.edit.mark_approved"].trigger()
+    wait_idle(qtbot, w)  # unsaved edits are saved (with the status) in a worker
     assert project.item(shown).status == "approved"
 
     # next to correct: the other item (the most uncertain one not approved)

@@ -99,3 +99,18 @@ def test_closing_waits_for_a_running_save_and_loses_nothing(qtbot, window, tmp_p
     with Project.open(tmp_path / "proj", readonly=True) as project:
         assert len(project.versions(item_id)) == 2
         np.testing.assert_array_equal(project.load_annotation(item_id).data, final)
+
+
+def test_marking_with_unsaved_edits_saves_in_a_worker(qtbot, window, tmp_path: Path) -> None:
+    w = window
+    _open_ct(qtbot, w, tmp_path)
+    d = w.document
+    release, threads = _hold_saves(d.project)
+    drag(w.volume_view.views[0].canvas, [(24, 24), (24, 30)])
+    w.actions_by_id["maskwright.edit.mark_approved"].trigger()
+    wait_for(qtbot, lambda: threads, timeout=10000)
+    assert threads[0] != threading.get_ident() and d.pending_save is not None
+    release.set()
+    wait_idle(qtbot, w)
+    assert d.project.item(d.record.id).status == "approved" and not d.modified
+    np.testing.assert_array_equal(d.project.load_annotation(d.record.id).data, d.editor.data)

@@ -31,6 +31,7 @@ def test_tiny_mcanet_training_from_the_dialog(qtbot, window, tmp_path: Path) -> 
             axial.set_index(k)
             drag(axial.canvas, [(16, 16), (16, 17)])
         w.actions_by_id["maskwright.edit.mark_corrected"].trigger()
+        wait_idle(qtbot, w)  # unsaved edits are saved (with the status) in a worker
     assert all(r.status == "corrected" for r in w.document.items())
 
     w.actions_by_id["maskwright.model.train"].trigger()
