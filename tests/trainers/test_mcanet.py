@@ -5,37 +5,32 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from engine.medical.checkpoint import load_mcanet_checkpoint
 from engine.store import Project
 from tests.trainers._synth import shapes_volume, volume_project
-from trainers.data import ClassMap
 from trainers.events import EventWriter
 from trainers.loop import TrainConfig
 from trainers.mcanet import MCANetSettings, MCANetTrainer
 from trainers.metrics import SegmentationStats
-from trainers.sampling import Draw
 from trainers.schedule import ScheduleConfig
-from trainers.volumes import prepare_volume, slice_samples
 
 
 def _dice_on_unseen(path: Path, seeds: list[int]) -> dict[str, object]:
-    model, meta = load_mcanet_checkpoint(path)
-    cmap = ClassMap(tuple(c.id for c in meta.classes), tuple(c.name for c in meta.classes))
-    stats = SegmentationStats(cmap.num_channels)
+    """Dice of the engine's own inference (``engine.medical.infer.segment``) with the published
+    checkpoint on volumes it never saw: training and inference must preprocess alike."""
+    from engine.items import Volume
+    from engine.medical.infer import segment
+
+    stats = SegmentationStats(3)
     for seed in seeds:
         arr, lab = shapes_volume(seed)
-        from engine.items import Volume
-
-        pair = prepare_volume(Volume(arr), cmap.to_channels(lab), meta.window, meta.spacing)
-        ds = slice_samples([pair], meta.tile_size, in_channels=meta.in_channels, context=meta.context_slices,
-                           mean=meta.mean, std=meta.std)
-        batch = torch.utils.data.default_collate([ds[Draw(i, 0, False)] for i in range(len(ds))])
-        with torch.inference_mode():
-            stats.update(model(batch["image"]).argmax(1), batch["target"])
-    return stats.compute(cmap.channel_names)
+        seg = segment(Volume(arr), path)
+        stats.update(torch.from_numpy(seg.label_map.data.astype(np.int64)), torch.from_numpy(lab.astype(np.int64)))
+    return stats.compute(["background", "organ", "lesion"])
 
 
 def test_mcanet_t_learns_shapes_in_noise(tmp_path: Path) -> None:
@@ -132,3 +127,15 @@ def test_mcanet_on_cuda_with_amp(tmp_path: Path) -> None:
     result = trainer.fit()
     assert result.status == "done" and trainer.events.last("start")["precision"] in ("bfloat16", "float16")
     assert result.best_metrics["mean_dice"] > 0.3
+
+
+@pytest.mark.parametrize("context", [1, 2])
+def test_25d_training_records_its_context(tmp_path: Path, context: int) -> None:
+    project = volume_project(tmp_path / "p", [1, 2], depth=6, size=32)
+    cfg = TrainConfig(max_steps=1, batch_size=2, device="cpu", precision="fp32", run_dir=tmp_path / "r")
+    trainer = MCANetTrainer(cfg, MCANetSettings(project=project, variant="test", init="scratch", crop=32,
+                                                context=context), events=EventWriter(io.StringIO()))
+    trainer.fit()
+    model, meta = load_mcanet_checkpoint(trainer.published.path)
+    assert meta.context_slices == context and meta.in_channels == 2 * context + 1
+    assert model.backbone.in_channels == 2 * context + 1 and len(meta.mean) == 2 * context + 1
