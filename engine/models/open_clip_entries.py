@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import WeightsError
+from engine.errors import ModelError, WeightsError
 from engine.models.catalog import Catalog, HubSource, LoadContext, ModelEntry
 
 __all__ = [
@@ -90,31 +91,54 @@ BUILTIN_ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 
-def build_open_clip(config: str) -> Any:
-    """A randomly initialised open_clip CLIP model, on CPU, in eval mode.
+def build_open_clip(config: str | Mapping[str, Any], *, seed: int | None = None) -> Any:
+    """A randomly initialised open_clip CLIP model, on CPU, in eval mode (the one builder).
 
     Parameters
     ----------
     config
-        An open_clip model name, or the path of a ``.json`` file holding an open_clip model
-        config (``embed_dim``, ``vision_cfg``, ``text_cfg``, optional ``quick_gelu``), either
-        bare or under a ``"model_cfg"`` key as in open_clip's ``open_clip_config.json``.
+        An open_clip model name, the path of a ``.json`` file holding an open_clip model config,
+        or that config itself (a mapping: ``embed_dim``, ``vision_cfg``, ``text_cfg``, optional
+        ``quick_gelu``), either bare or under a ``"model_cfg"`` key as in open_clip's
+        ``open_clip_config.json``. Keep ``text_cfg.vocab_size`` at 49408 for the stock tokenizer.
+    seed
+        When given, the weights are drawn after ``torch.manual_seed(seed)`` on a private RNG
+        state (the caller's RNG is untouched), so the same config and seed give the same weights.
+
+    Raises
+    ------
+    WeightsError
+        An unreadable JSON file or a mapping that is not an open_clip model config.
+    ModelError
+        An unknown open_clip model name.
     """
     import open_clip
+    import torch
 
-    if config.endswith(".json"):
-        path = Path(config)
+    source: Path | None = None
+    if isinstance(config, str) and config.endswith(".json"):
+        source = Path(config)
         try:
-            cfg = json.loads(path.read_text(encoding="utf-8"))
+            config = json.loads(source.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise WeightsError(f"cannot read the open_clip model config: {err}", path) from err
-        cfg = cfg.get("model_cfg", cfg)
-        try:
-            model = open_clip.CLIP(**cfg)
-        except TypeError as err:
-            raise WeightsError(f"not an open_clip model config: {err}", path) from err
-    else:
-        model = open_clip.create_model(config, pretrained=None, device="cpu")
+            raise WeightsError(f"cannot read the open_clip model config: {err}", source) from err
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if isinstance(config, str):
+            from open_clip.factory import get_model_config
+
+            if get_model_config(config) is None:
+                raise ModelError(f"unknown open_clip model {config!r}")
+            model = open_clip.create_model(config, pretrained=None, device="cpu")
+        else:
+            cfg = json.loads(json.dumps(dict(config)))  # deep copy, plain types
+            cfg = cfg.get("model_cfg", cfg)
+            custom = cfg.pop("custom_text", False) or "hf_model_name" in cfg.get("text_cfg", {})
+            try:
+                model = (open_clip.CustomTextCLIP if custom else open_clip.CLIP)(**cfg)
+            except TypeError as err:
+                raise WeightsError(f"not an open_clip model config: {err}", source) from err
     return model.eval()
 
 

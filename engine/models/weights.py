@@ -120,6 +120,8 @@ class WeightsManager:
         call, never at import).
     hub_endpoint
         Hugging Face hub address (a mirror); ``None`` uses huggingface_hub's default.
+    hub_cache
+        Hugging Face hub cache folder; ``None`` means ``root / "hub"``.
     """
 
     def __init__(
@@ -129,9 +131,11 @@ class WeightsManager:
         *,
         offline: bool | None = None,
         hub_endpoint: str | None = None,
+        hub_cache: str | Path | None = None,
     ) -> None:
         self.catalog = catalog
         self.root = Path(root) if root is not None else default_root()
+        self._hub_cache = Path(hub_cache) if hub_cache is not None else None
         self._offline = offline
         self.hub_endpoint = hub_endpoint
         self._verified: dict[tuple[str, int, int], str] = {}
@@ -140,7 +144,7 @@ class WeightsManager:
     @property
     def hub_cache(self) -> Path:
         """The Hugging Face hub cache folder used for hub sources."""
-        return self.root / "hub"
+        return self._hub_cache if self._hub_cache is not None else self.root / "hub"
 
     @property
     def offline(self) -> bool:

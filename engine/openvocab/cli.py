@@ -6,7 +6,10 @@ palette when ids fit in 8 bits; :mod:`engine.io.masks`) and ``OUT/annotations.js
 :mod:`engine.io.export.coco`, category ids = class ids).
 
 ``--model`` is a catalog name (default ``ViT-B-16-quickgelu.openai``), ``local-dir:FOLDER``
-(an open_clip folder) or a weights file for ``ViT-B-16-quickgelu``. Nothing is downloaded.
+(an open_clip folder), a weights file for ``ViT-B-16-quickgelu``, or one of our checkpoints: a
+trained Cascade-CLIP head (run on the backbone it names, blended with the training-free
+probabilities) or fine-tuned image-encoder weights (on the base they name); see
+:func:`engine.openvocab.photo_model.load_photo_model`. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from engine.errors import ItemReadError, LabelError, MaskwrightError
 from engine.items import LabelSet
-from engine.openvocab.clip_model import ClipModel, ClipSpec, clip_from_catalog, load_clip
+from engine.openvocab.clip_model import ClipModel
+from engine.openvocab.photo_model import load_clip_arg, load_photo_model
 from engine.openvocab.pipeline import SegmentSettings
 from engine.openvocab.predictor import OpenVocabPredictor
 from engine.openvocab.text import TextEncoder
@@ -61,17 +65,10 @@ def collect_photos(inputs: list[Path]) -> list[tuple[Path, str]]:
     return out
 
 
-def load_model_arg(model: str | None, *, device: str = "cpu") -> ClipModel:
-    """The model named on the command line (see the module docstring)."""
-    name = model or DEFAULT_MODEL
-    if name.startswith("local-dir:"):
-        return load_clip(ClipSpec(name=name, pretrained=None), device=device)
-    path = Path(name)
-    if path.suffix in (".safetensors", ".pt", ".pth", ".bin") or path.is_file():
-        if not path.is_file():
-            raise MaskwrightError("no such weights file", path)
-        return load_clip(ClipSpec(name="ViT-B-16-quickgelu", pretrained=str(path)), device=device)
-    return clip_from_catalog(name, device=device)
+def load_model_arg(model: str | None, *, device: str = "cpu", weights_root: str | Path | None = None) -> ClipModel:
+    """The plain dense CLIP named on the command line (no head; see
+    :func:`~engine.openvocab.photo_model.load_clip_arg`)."""
+    return load_clip_arg(model or DEFAULT_MODEL, device=device, weights_root=weights_root)
 
 
 def _text_cache_dir() -> Path:
@@ -99,9 +96,11 @@ def run_segment(args: argparse.Namespace) -> int:
         settings = SegmentSettings(strategy=args.strategy or "naclip", precision=getattr(args, "precision", "auto") or "auto")
     except ValueError as err:
         raise MaskwrightError(str(err)) from err
-    clip = load_model_arg(args.model, device=str(device))
-    text = TextEncoder(clip, cache_dir=_text_cache_dir())
-    predictor = OpenVocabPredictor(clip, settings, text_encoder=text)
+    model = load_photo_model(args.model or DEFAULT_MODEL, device=str(device))
+    if model.checkpoint is not None:
+        print(f"using checkpoint {model.checkpoint}" + (" (Cascade-CLIP head)" if model.head is not None else ""))
+    text = TextEncoder(model.clip, cache_dir=_text_cache_dir())
+    predictor = OpenVocabPredictor.from_photo_model(model, settings, text_encoder=text)
     out = Path(args.out)
     masks_dir = out / "masks"
     masks_dir.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,10 @@ non-native input sizes).
 
 Where the weights come from (:class:`ClipSpec`):
 
-* an open_clip pretrained tag (``ViT-B-16-quickgelu`` + ``openai``): resolved in the local
-  Hugging Face hub cache only. Nothing downloads here; a missing file raises
-  :class:`~engine.errors.WeightsError` saying how to get it (``maskwright models download``);
+* an open_clip pretrained tag (``ViT-B-16-quickgelu`` + ``openai``): resolved by the weights
+  manager (:class:`engine.models.weights.WeightsManager`: a file imported with ``maskwright
+  models import``, else the local Hugging Face hub cache). Nothing downloads here; a missing
+  file raises :class:`~engine.errors.WeightsError` saying how to get it;
 * a local weights file (``.safetensors`` or a ``.pt``/``.bin`` state dict, loaded with
   ``weights_only=True``) for the named architecture;
 * an open_clip ``local-dir:FOLDER`` (``open_clip_config.json`` + weights), which keeps the
@@ -39,7 +40,7 @@ __all__ = [
     "ClipModel",
     "load_clip",
     "clip_from_catalog",
-    "build_clip_from_config",
+    "HOSTED_ARCHITECTURES",
     "PosInterp",
     "OPENAI_MEAN",
     "OPENAI_STD",
@@ -103,12 +104,6 @@ class ClipSpec:
             st = path.stat()
             return f"{self.name}|file:{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
         return f"{self.name}|{self.pretrained}"
-
-
-def _default_cache_dir() -> Path:
-    from engine.models.weights import default_root
-
-    return default_root() / "hub"
 
 
 class ClipModel:
@@ -222,72 +217,52 @@ class ClipModel:
         return out
 
 
-def build_clip_from_config(config: Mapping[str, Any], *, seed: int = 0) -> nn.Module:
-    """An open_clip ``CLIP`` with random weights from an explicit model config.
+def _tag_weights(name: str, tag: str, cache_dir: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The local weights file of an open_clip pretrained tag, through the weights manager.
 
-    Parameters
-    ----------
-    config
-        An open_clip model config: ``embed_dim``, ``vision_cfg``, ``text_cfg`` and optionally
-        ``quick_gelu``. Keep ``text_cfg.vocab_size`` at 49408 for the stock tokenizer.
-    seed
-        The weights are drawn after ``torch.manual_seed(seed)`` on a private generator state, so
-        the same config and seed always give the same weights.
+    The catalog entry for ``name`` + ``tag`` (e.g. ``ViT-B-16-quickgelu.openai``) is looked up
+    by the manager (an imported file first, then the hub cache); a tag the catalog does not list
+    is looked up in the hub cache under the repository open_clip resolves it to. Never networks.
     """
-    from open_clip.model import CLIP
-
-    cfg = json.loads(json.dumps(dict(config)))  # deep copy, plain types
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = CLIP(**cfg)
-    return model.eval()
-
-
-def _hub_file_for_tag(name: str, tag: str, cache_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """The cached weights file for an open_clip tag, without any network access."""
     import open_clip
-    from huggingface_hub import try_to_load_from_cache
+
+    from engine.models.catalog import HubSource, ModelEntry, default_catalog
+    from engine.models.weights import WeightsManager
 
     cfg = open_clip.get_pretrained_cfg(name, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(name)
         raise WeightsError(f"{name} has no pretrained tag {tag!r}; known tags: {', '.join(tags) or 'none'}")
-    hub = cfg.get("hf_hub", "")
-    if not hub:
-        raise WeightsError(f"{name} {tag}: this tag has no Hugging Face hub source; import a weights file instead")
-    repo_id = hub.rstrip("/")
+    catalog = default_catalog()
+    weights = WeightsManager(catalog, hub_cache=cache_dir)
+    entry = next((e for e in catalog.list("photo") if isinstance(e.source, HubSource)
+                  and (e.source.open_clip_model, e.source.open_clip_tag) == (name, tag)), None)
+    if entry is not None:
+        return weights.ensure_local(entry.name), cfg
+    repo_id = str(cfg.get("hf_hub", "")).rstrip("/")
+    if not repo_id:
+        raise WeightsError(f"{name} {tag}: this tag has no Hugging Face hub source; give a weights file instead")
     for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-        found = try_to_load_from_cache(repo_id, filename, cache_dir=str(cache_dir))
-        if isinstance(found, str):
-            return Path(found), cfg
-    raise WeightsError(
-        f"the weights of {name} ({tag}) are not on this computer: run "
-        f"`maskwright models download {name}.{tag}` or `maskwright models import FILE`",
-        cache_dir,
-    )
-
-
-def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any reader failure is a bad weights file
-        raise WeightsError(f"not a readable weights file ({err})", path) from err
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise WeightsError("the file holds no state dict", path)
-    return {k.removeprefix("module."): v for k, v in state.items()}
+        try:
+            adhoc = catalog.register(ModelEntry(name=f"{name}.{tag}", kind="photo", architecture="open_clip", config=name,
+                                            source=HubSource(repo_id, filename, open_clip_model=name,
+                                                             open_clip_tag=tag)), replace=True)
+        except ValueError:  # a name that cannot be a catalog name (path characters): no cache entry
+            break
+        found = weights.path(adhoc.name)
+        if found is not None:
+            return found, cfg
+    raise WeightsError(f"the weights of {name} ({tag}) are not on this computer and the catalog does not list "
+                       f"them: put {repo_id}/open_clip_model.safetensors in the hub cache, or give the weights "
+                       "file itself", weights.hub_cache)
 
 
 def _load_weights_file(model: nn.Module, path: Path) -> None:
     from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed
 
-    state = _load_state_dict(path)
+    from engine.models.weights import read_state_dict
+
+    state = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
     if hasattr(model, "text"):  # CustomTextCLIP keeps its text tower under "text."
         state = convert_to_custom_text_state_dict(state)
     try:
@@ -327,10 +302,12 @@ def load_clip(spec: ClipSpec = ClipSpec(), *, device: torch.device | str = "cpu"
     import open_clip
     from open_clip.factory import get_model_config
 
+    from engine.models.open_clip_entries import build_open_clip
+
     mean: tuple[float, ...] = OPENAI_MEAN
     std: tuple[float, ...] = OPENAI_STD
     if spec.config is not None:
-        model = build_clip_from_config(spec.config, seed=spec.seed)
+        model = build_open_clip(spec.config, seed=spec.seed)
         if spec.pretrained is not None:
             _load_weights_file(model, Path(spec.pretrained))
     elif spec.name.startswith("local-dir:"):
@@ -348,19 +325,19 @@ def load_clip(spec: ClipSpec = ClipSpec(), *, device: torch.device | str = "cpu"
         if config is None:
             raise ModelError(f"unknown open_clip model {spec.name!r}")
         if spec.pretrained is None:
-            model = build_clip_from_config(config, seed=spec.seed)
+            model = build_open_clip(config, seed=spec.seed)
         else:
             path = Path(spec.pretrained)
             if path.is_file():
                 weights = path
             else:
-                weights, tag_cfg = _hub_file_for_tag(spec.name, spec.pretrained, spec.cache_dir or _default_cache_dir())
+                weights, tag_cfg = _tag_weights(spec.name, spec.pretrained, spec.cache_dir)
                 mean, std = tuple(tag_cfg.get("mean", mean)), tuple(tag_cfg.get("std", std))
                 if tag_cfg.get("quick_gelu", False) and not config.get("quick_gelu", False):
                     # e.g. ViT-B-16 + openai: the weights were trained with QuickGELU
                     _logger.info("%s %s: using QuickGELU as the weights were trained with it", spec.name, spec.pretrained)
                     config = {**config, "quick_gelu": True}
-            model = build_clip_from_config(config, seed=spec.seed)
+            model = build_open_clip(config, seed=spec.seed)
             _load_weights_file(model, weights)
     mean = spec.mean or mean
     std = spec.std or std
@@ -372,12 +349,21 @@ def load_clip(spec: ClipSpec = ClipSpec(), *, device: torch.device | str = "cpu"
     return clip.to(device)
 
 
+HOSTED_ARCHITECTURES: tuple[str, ...] = ("open_clip", "open_clip_visual")
+"""Catalog architectures :func:`clip_from_catalog` loads: a plain open_clip ViT, or one with
+fine-tuned image-encoder weights. ``eva_clip`` (a timm EVA tower, no ``conv1``/``transformer``)
+and ``cascade_clip`` (a head, not a CLIP) are refused with a :class:`~engine.errors.ModelError`."""
+
+
 def clip_from_catalog(name: str, *, device: torch.device | str = "cpu", weights_root: str | Path | None = None,
                       catalog: Any = None) -> ClipModel:
     """Load a catalog photo model (``ViT-B-16-quickgelu.openai``...) through the weights manager.
 
     Nothing downloads: a missing file raises :class:`~engine.errors.WeightsError` naming the
-    ``maskwright models download/import`` command that fixes it.
+    ``maskwright models download/import`` command that fixes it. Entries of architecture
+    ``open_clip`` and ``open_clip_visual`` (DenseVLM-style fine-tuned image encoders on their
+    base) are hosted; others raise :class:`~engine.errors.ModelError` (see
+    :data:`HOSTED_ARCHITECTURES`).
     """
     from engine.models.catalog import default_catalog
     from engine.models.weights import WeightsManager
@@ -386,6 +372,11 @@ def clip_from_catalog(name: str, *, device: torch.device | str = "cpu", weights_
     entry = catalog.get(name)
     if entry.kind != "photo":
         raise ModelError(f"{name} is a {entry.kind} model; dense CLIP needs a photo (open_clip) model")
+    if entry.architecture not in HOSTED_ARCHITECTURES:
+        hint = (" (a trained head: load it with engine.openvocab.photo_model.load_photo_model, which puts it on "
+                "its backbone)" if entry.architecture == "cascade_clip" else "")
+        raise ModelError(f"{name} ({entry.architecture}) is not an open_clip ViT that dense CLIP can run{hint}; "
+                         f"it runs {', '.join(HOSTED_ARCHITECTURES)} models")
     weights = WeightsManager(catalog, weights_root)
     model = catalog.load(name, weights, device="cpu")
     path = weights.path(name)

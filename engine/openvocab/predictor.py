@@ -3,6 +3,11 @@
 ``set_image`` resizes the photo and runs the image encoder over all windows once; ``predict``
 embeds the typed classes (cached), scores every window's patches against them, and labels the
 photo. Typing another class list and predicting again costs no image encoding.
+
+With a trained Cascade-CLIP head (:mod:`engine.openvocab.photo_model`), ``set_image`` also runs
+the head's encoder over its windows, and ``predict`` decodes them for the typed classes and
+blends the head's probabilities with the training-free ones
+(:func:`~engine.openvocab.cascade.combine_probabilities`, weight :attr:`HeadSettings.weight`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 from engine.errors import LabelError, ModelError
 from engine.items import LabelMap, LabelSet, Photo
 from engine.jobs import CancelToken, Progress, check_cancelled
+from engine.openvocab.cascade import CascadeCLIP, CascadeHead, combine_probabilities
 from engine.openvocab.clip_model import ClipModel
 from engine.openvocab.pamr import pamr as run_pamr
 from engine.openvocab.pipeline import (
@@ -30,6 +36,7 @@ from engine.openvocab.pipeline import (
     resize_photo,
     window_logits,
 )
+from engine.openvocab.photo_model import HeadSettings, HeadWindows, PhotoModel, encode_head_windows, head_probabilities
 from engine.openvocab.text import TextEncoder
 
 __all__ = ["Segmentation", "OpenVocabPredictor", "segment_photo"]
@@ -48,7 +55,9 @@ class Segmentation:
     probabilities
         ``(K, h, w)`` float32 per-class probabilities at the working resolution (the resized
         photo, or PAMR's size when PAMR ran): softmax over all names, best name per class,
-        renormalised to sum to 1 over the K channels.
+        renormalised to sum to 1 over the K channels; with a head, that blended with the head's
+        (:func:`~engine.openvocab.cascade.combine_probabilities`), and the label map is their
+        argmax (below ``prob_threshold``: 0).
     class_ids
         The label id of each channel of ``probabilities`` (0 = the background names).
     timings
@@ -75,12 +84,22 @@ class OpenVocabPredictor:
         default one is made with ``settings.templates`` and ``text_cache_dir``.
     text_cache_dir
         On-disk cache of text embeddings (``None`` = memory only).
+    head
+        A trained Cascade-CLIP head for ``clip``'s image encoder (``None``: training-free only).
+    head_settings
+        How the head's windows run and how much it weighs.
     """
 
     def __init__(self, clip: ClipModel, settings: SegmentSettings = SegmentSettings(), *,
-                 text_encoder: TextEncoder | None = None, text_cache_dir: str | Path | None = None) -> None:
+                 text_encoder: TextEncoder | None = None, text_cache_dir: str | Path | None = None,
+                 head: CascadeHead | None = None, head_settings: HeadSettings = HeadSettings()) -> None:
         self.clip = clip
         self.settings = settings
+        self.head_settings = head_settings
+        self.cascade: CascadeCLIP | None = None
+        if head is not None:
+            self.cascade = CascadeCLIP(clip.model.visual, head.to(clip.device), freeze_backbone=True).eval()
+        self._head_windows: HeadWindows | None = None
         if text_encoder is None:
             text_encoder = TextEncoder(clip, templates=settings.templates, cache_dir=text_cache_dir)
         elif settings.templates is not None and tuple(settings.templates) != text_encoder.templates:
@@ -89,6 +108,14 @@ class OpenVocabPredictor:
         self._features: WindowFeatures | None = None
         self._rgb: np.ndarray | None = None
         self._source: Path | None = None
+
+    @classmethod
+    def from_photo_model(cls, model: PhotoModel, settings: SegmentSettings = SegmentSettings(), *,
+                         text_encoder: TextEncoder | None = None, text_cache_dir: str | Path | None = None,
+                         head_settings: HeadSettings = HeadSettings()) -> OpenVocabPredictor:
+        """A predictor for a :class:`~engine.openvocab.photo_model.PhotoModel` (its head, if any)."""
+        return cls(model.clip, settings, text_encoder=text_encoder, text_cache_dir=text_cache_dir, head=model.head,
+                   head_settings=head_settings)
 
     @property
     def is_image_set(self) -> bool:
@@ -118,6 +145,9 @@ class OpenVocabPredictor:
         self._features = encode_windows(self.clip, image, s.method, window=window, stride=stride,
                                         batch_windows=s.batch_windows, precision=s.precision,
                                         progress=progress, cancel=cancel)
+        if self.cascade is not None:
+            self._head_windows = encode_head_windows(self.cascade, image[0].to(self.clip.device), self.head_settings,
+                                                     cancel=cancel)
         self._rgb, self._source = rgb, source
         _logger.info("encoded %s: %d windows at %s in %.2f s", source or "photo", len(self._features.boxes),
                      self._features.size, time.perf_counter() - t0)
@@ -125,6 +155,7 @@ class OpenVocabPredictor:
     def reset_image(self) -> None:
         """Forget the encoded photo."""
         self._features = None
+        self._head_windows = None
         self._rgb = None
         self._source = None
 
@@ -189,6 +220,11 @@ class OpenVocabPredictor:
         else:
             threshold = float(s.pick("prob_threshold") if prob_threshold is None else prob_threshold)
         class_ids = torch.tensor(ids, dtype=torch.int64)
+        if self._head_windows is not None:
+            data, probs = self._with_head(logits, queries.owner, queries.num_classes, classes, ids, photo_size,
+                                          scale=scale, threshold=threshold, dtype=labels.dtype(), cancel=cancel)
+            timings["labels"] = time.perf_counter() - t0
+            return Segmentation(LabelMap(data, labels), probs.cpu().numpy(), tuple(ids), timings)
         data = label_photo(logits, queries.owner, class_ids, photo_size, logit_scale=scale,
                            prob_threshold=threshold, dtype=labels.dtype(), cancel=cancel)
         with torch.inference_mode():
@@ -196,6 +232,38 @@ class OpenVocabPredictor:
             probs = probs / probs.sum(dim=0, keepdim=True)
         timings["labels"] = time.perf_counter() - t0
         return Segmentation(LabelMap(data, labels), probs.cpu().numpy(), tuple(ids), timings)
+
+    @torch.inference_mode()
+    def _with_head(self, logits: torch.Tensor, owner: torch.Tensor, num_classes: int, classes: list[list[str]],
+                   ids: list[int], photo_size: tuple[int, int], *, scale: float, threshold: float, dtype: np.dtype,
+                   cancel: CancelToken | None) -> tuple[np.ndarray, torch.Tensor]:
+        """Labels and ``(K, h, w)`` probabilities of the training-free part blended with the head's.
+
+        The head's query of a class is the mean of its names' text embeddings (as the recipe
+        trains it); the background channel (id 0, when present) gets
+        :attr:`HeadSettings.background`. Labels: the blend's argmax, upsampled as
+        :func:`~engine.openvocab.labelling.label_photo` does (on its logarithm, scale 1, so its
+        softmax is the blend itself).
+        """
+        assert self.cascade is not None and self._head_windows is not None
+        free = class_probabilities(logits, owner, num_classes, scale)
+        free = free / free.sum(dim=0, keepdim=True)
+        fg = [k for k, i in enumerate(ids) if i != 0]
+        text = torch.stack([torch.nn.functional.normalize(self.text.embed_names(classes[k]).float().mean(dim=0), dim=-1)
+                            for k in fg])
+        head = head_probabilities(self.cascade, self._head_windows, text.to(self.clip.device))
+        if len(fg) < len(ids):
+            bg = head.new_full((1, *head.shape[1:]), float(self.head_settings.background))
+            head = torch.cat([bg, head], dim=0)
+        if tuple(head.shape[-2:]) != tuple(free.shape[-2:]):
+            head = torch.nn.functional.interpolate(head[None], size=free.shape[-2:], mode="bilinear",
+                                                   align_corners=False)[0]
+        check_cancelled(cancel)
+        probs = combine_probabilities(head.to(free.device), free, weight=self.head_settings.weight)
+        k = probs.shape[0]
+        data = label_photo(probs.clamp_min(1e-12).log(), torch.arange(k), torch.tensor(ids, dtype=torch.int64),
+                           photo_size, logit_scale=1.0, prob_threshold=threshold, dtype=dtype, cancel=cancel)
+        return data, probs
 
     @torch.inference_mode()
     def _refine(self, logits: torch.Tensor, photo_size: tuple[int, int]) -> torch.Tensor:
@@ -212,8 +280,9 @@ class OpenVocabPredictor:
 
 def segment_photo(clip: ClipModel, photo: Photo | np.ndarray, labels: LabelSet | str,
                   settings: SegmentSettings = SegmentSettings(), *, text_encoder: TextEncoder | None = None,
-                  progress: Progress | None = None, cancel: CancelToken | None = None) -> Segmentation:
+                  progress: Progress | None = None, cancel: CancelToken | None = None,
+                  head: CascadeHead | None = None, head_settings: HeadSettings = HeadSettings()) -> Segmentation:
     """One-shot :meth:`OpenVocabPredictor.set_image` + :meth:`~OpenVocabPredictor.predict`."""
-    predictor = OpenVocabPredictor(clip, settings, text_encoder=text_encoder)
+    predictor = OpenVocabPredictor(clip, settings, text_encoder=text_encoder, head=head, head_settings=head_settings)
     predictor.set_image(photo, progress=progress, cancel=cancel)
     return predictor.predict(labels, cancel=cancel)

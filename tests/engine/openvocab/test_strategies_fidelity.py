@@ -4,7 +4,7 @@ How the fixtures in ``fixtures/`` were produced (scripts kept outside the reposi
 ``/work/scratch/openvocab/``; nothing of the references is committed):
 
 1. ``gen_common.py``: the tiny model of ``_tiny.py`` (``TINY_CONFIG``, random weights from
-   ``TINY_SEED``, built by :func:`engine.openvocab.clip_model.build_clip_from_config`) and fixed
+   ``TINY_SEED``, built by :func:`engine.models.open_clip_entries.build_open_clip`) and fixed
    inputs drawn from ``torch.Generator().manual_seed(7)``: ``native`` (2x3x32x32, the native
    4x4 patch grid), ``window`` (2x3x40x56, a 5x7 grid: position embeddings resized) and
    ``slide`` (1x3x48x72 for sliding windows 32/16). Inputs are already "normalised" images.
