@@ -72,15 +72,19 @@ class ModelFlows(_Base):
         root = self.settings.get("weights_root")  # the Models dialog's folder; None: weights.default_root()
         cfg["weights_root"] = str(root) if root else None
         project = self.document.project
-        if project is not None and kind == "volume":
+        if project is not None:
+            # trainers name checkpoints mcanet.<variant>, cascade-clip.<backbone>, densevlm.<backbone>
+            families = ("mcanet",) if kind == "volume" else ("cascade-clip", "densevlm")
             try:
                 active = [c for c in project.checkpoints() if c.active and
-                          (c.model == cfg.get("model") or (not cfg.get("model") and c.model.startswith("mcanet")))]
+                          (c.model == cfg.get("model") or c.model.startswith(families))]
             except Exception as err:  # noqa: BLE001 - fall back to the settings
                 _logger.warning("reading the project's checkpoints: %s", err)
                 active = []
             if active:
-                cfg.update(checkpoint=str(active[-1].path), model=active[-1].model)
+                cfg["checkpoint"] = str(active[-1].path)
+                if kind == "volume":
+                    cfg["model"] = active[-1].model
         return cfg
 
     # -- pre-annotation ----------------------------------------------------------------------

@@ -74,3 +74,20 @@ def test_active_photo_checkpoint_is_used_and_named_in_provenance(qtbot, window, 
     _preannotate(qtbot, w, item_id, 3)
     assert predictor_engines._load_model.cache_info().misses == misses + 1
     assert Path(project.versions(item_id)[-1].provenance.checkpoint) == head_path
+
+
+def test_checkpoint_made_active_in_the_project_only_is_used(qtbot, window, tmp_path: Path) -> None:
+    """A rollback done outside the window (``Project.set_active_checkpoint``) is what the next photo
+    pre-annotation uses: the project's active checkpoint wins over the remembered settings."""
+    w = window
+    w.settings.set("model.photo", TINY_PHOTO_MODEL)
+    w.open_project(tmp_path / "proj", create=True)
+    project = w.document.project
+    older = _write_head(tmp_path / "proj" / "older.safetensors", seed=3)
+    newer = _write_head(tmp_path / "proj" / "newer.safetensors", seed=4)
+    first = project.add_checkpoint(older, model="cascade-clip.tiny-test-vit", active=True)
+    project.add_checkpoint(newer, model="cascade-clip.tiny-test-vit", active=True)
+    assert w.model_config("photo")["checkpoint"] == str(newer)
+    project.set_active_checkpoint(first.id)  # roll back
+    cfg = w.model_config("photo")
+    assert cfg["checkpoint"] == str(older) and cfg["model"] == "tiny-test-vit"
