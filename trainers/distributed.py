@@ -63,6 +63,9 @@ def setup(device_type: str) -> DistInfo:
 def teardown(info: DistInfo) -> None:
     """End the process group if :func:`setup` started it."""
     if info.owns_group and dist.is_initialized():
+        # every rank reaches this point before any tears down: a rank destroying gloo while another is
+        # still in its last collective aborts that one ("terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
 
 
