@@ -423,15 +423,10 @@ def slide_probabilities(
     """
     if image.dim() != 3:
         raise ValueError(f"image must be (3, H, W), not {tuple(image.shape)}")
+    from engine.openvocab.pipeline import window_boxes
+
     _, h, w = image.shape
-    ch, cw = min(window, h), min(window, w)
-    rows = max(h - ch + stride - 1, 0) // stride + 1
-    cols = max(w - cw + stride - 1, 0) // stride + 1
-    boxes = []
-    for r in range(rows):
-        for c in range(cols):
-            y2, x2 = min(r * stride + ch, h), min(c * stride + cw, w)
-            boxes.append((max(y2 - ch, 0), y2, max(x2 - cw, 0), x2))
+    boxes = window_boxes(h, w, window, stride)
     probs = image.new_zeros((text.shape[0], h, w), dtype=torch.float32)
     count = image.new_zeros((1, h, w), dtype=torch.float32)
     for start in range(0, len(boxes), batch):

@@ -34,6 +34,7 @@ from engine.errors import WeightsError
 from engine.jobs import CancelToken, check_cancelled
 from engine.openvocab.cascade import CascadeCLIP, CascadeFeatures, CascadeHead
 from engine.openvocab.clip_model import ClipModel, ClipSpec, clip_from_catalog, load_clip
+from engine.openvocab.pipeline import window_boxes
 
 __all__ = [
     "HeadSettings",
@@ -244,19 +245,6 @@ class HeadWindows:
     batch: int
 
 
-def _slide_boxes(h: int, w: int, window: int, stride: int) -> list[tuple[int, int, int, int]]:
-    """mmseg's ``slide_inference`` grid, exactly as :func:`~engine.openvocab.cascade.slide_probabilities`."""
-    ch, cw = min(window, h), min(window, w)
-    rows = max(h - ch + stride - 1, 0) // stride + 1
-    cols = max(w - cw + stride - 1, 0) // stride + 1
-    boxes = []
-    for r in range(rows):
-        for c in range(cols):
-            y2, x2 = min(r * stride + ch, h), min(c * stride + cw, w)
-            boxes.append((max(y2 - ch, 0), y2, max(x2 - cw, 0), x2))
-    return boxes
-
-
 @torch.inference_mode()
 def encode_head_windows(model: CascadeCLIP, image: torch.Tensor, settings: HeadSettings = HeadSettings(), *,
                         cancel: CancelToken | None = None) -> HeadWindows:
@@ -272,7 +260,7 @@ def encode_head_windows(model: CascadeCLIP, image: torch.Tensor, settings: HeadS
     if image.dim() != 3:
         raise ValueError(f"image must be (3, H, W), not {tuple(image.shape)}")
     _, h, w = image.shape
-    boxes = _slide_boxes(h, w, settings.window, settings.stride)
+    boxes = window_boxes(h, w, settings.window, settings.stride)
     feats = []
     for start in range(0, len(boxes), settings.batch):
         check_cancelled(cancel)
