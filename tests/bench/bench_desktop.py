@@ -125,7 +125,6 @@ def bench_scroll(window) -> tuple[float, float, float]:  # noqa: ANN001
         times.append(time.perf_counter() - t0)
     ours = statistics.median(times) * 1e3
     colours = {c.id: c.color for c in labels_set}
-    canvas = axial.canvas
     from PySide6.QtGui import QImage
 
     from desktop.canvas import gray_or_rgb_image

@@ -60,8 +60,8 @@ def test_bits_stored_sign_extension(tmp_path: Path) -> None:
 
 def test_oblique_geometry_by_hand_and_against_simpleitk(tmp_path: Path) -> None:
     direction = oblique_direction(25.0, -10.0)
-    s = write_series(tmp_path, shape=(7, 12, 16), spacing=(0.6, 0.9, 3.0), origin=(10.0, -40.0, 25.0),
-                     direction=direction, shuffle=True)
+    write_series(tmp_path, shape=(7, 12, 16), spacing=(0.6, 0.9, 3.0), origin=(10.0, -40.0, 25.0),
+                 direction=direction, shuffle=True)
     v = read_dicom_folder(tmp_path)
     np.testing.assert_allclose(v.spacing, (0.6, 0.9, 3.0), atol=1e-6)
     np.testing.assert_allclose(v.origin, (10.0, -40.0, 25.0), atol=1e-6)

@@ -11,7 +11,6 @@ from scipy import ndimage
 from engine.openvocab.pipeline import (
     SegmentSettings,
     WindowFeatures,
-    class_probabilities,
     encode_windows,
     label_photo,
     pamr_size,
