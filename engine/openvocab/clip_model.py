@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ModelError, WeightsError
+from engine.models.catalog import OPENAI_MEAN, OPENAI_STD
 
 __all__ = [
     "ClipSpec",
@@ -48,8 +49,6 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-OPENAI_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 
 PosInterp = Literal["offset", "size"]
 """How position embeddings are resized to a new patch grid.
