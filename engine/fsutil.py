@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.errors import MaskwrightError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "describe_os_error"]
+__all__ = ["atomic_path", "atomic_write_bytes", "replace_durably", "fsync_dir", "describe_os_error"]
 
 
 def fsync_dir(folder: Path) -> None:
@@ -44,6 +44,17 @@ def describe_os_error(err: OSError) -> str:
     return err.strerror or str(err)
 
 
+def replace_durably(tmp: Path, path: Path) -> None:
+    """fsync the complete file ``tmp``, rename it over ``path``, fsync the folder (raises ``OSError``)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, error: type[MaskwrightError] = MaskwrightError) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
@@ -59,13 +70,7 @@ def atomic_path(path: str | Path, *, error: type[MaskwrightError] = MaskwrightEr
     tmp = path.with_name(f".{stem}.tmp-{secrets.token_hex(4)}{suffix}")
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        replace_durably(tmp, path)
     except OSError as err:
         raise error(f"could not write: {describe_os_error(err)}", path) from err
     finally:

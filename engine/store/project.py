@@ -20,7 +20,7 @@ import numpy as np
 
 from engine import __version__
 from engine.errors import LabelError, ProjectError, ProjectReadError, ProjectWriteError, SchemaVersionError
-from engine.fsutil import describe_os_error, fsync_dir
+from engine.fsutil import describe_os_error, replace_durably
 from engine.items import LabelMap, LabelSet
 from engine.jobs import CancelToken, Progress, check_cancelled, report
 from engine.store import _masks, schema
@@ -96,13 +96,7 @@ class Project(ItemsMixin, ClassesMixin, TrainingMixin):
             for extra in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{tmp}{extra}")
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, db_path)
-            fsync_dir(folder)
+            replace_durably(tmp, db_path)
         except OSError as err:
             lock.release()
             raise ProjectWriteError(f"cannot create the project: {describe_os_error(err)}", folder) from err
