@@ -126,3 +126,12 @@ def synthetic_ct(folder: Path, *, slices: int = 12, size: int = 48) -> Path:
         ds.PixelData = (hu + 1024).astype(np.int16).tobytes()
         pydicom.dcmwrite(ds.filename, ds, enforce_file_format=True)
     return series
+
+
+def open_sample_photo(qtbot, window, tmp_path: Path, classes: str = "cat") -> None:
+    """A new project in ``tmp_path/proj`` with ``classes``, the chelsea photo open and every job done."""
+    window.open_project(tmp_path / "proj", create=True)
+    window.document.add_classes(classes)
+    window.open_paths([sample_photo(tmp_path)])
+    wait_for(qtbot, lambda: window.document.editor is not None)
+    wait_idle(qtbot, window)

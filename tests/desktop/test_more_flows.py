@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from tests.desktop.conftest import drag, sample_photo, wait_for, wait_idle
+from tests.desktop.conftest import drag, open_sample_photo, sample_photo, wait_for, wait_idle
 
 
 def _drop(widget, paths: list[Path]) -> None:
@@ -83,11 +83,7 @@ def test_status_filter_and_photo_export(qtbot, window, tmp_path: Path) -> None:
 
 def test_autosave_to_the_store_keeps_status(qtbot, window, tmp_path: Path) -> None:
     w = window
-    w.open_project(tmp_path / "proj", create=True)
-    w.document.add_classes("cat")
-    w.open_paths([sample_photo(tmp_path)])
-    wait_for(qtbot, lambda: w.document.editor is not None)
-    wait_idle(qtbot, w)
+    open_sample_photo(qtbot, w, tmp_path, "cat")
     project = w.document.project
     item_id = w.document.record.id
     project.set_status(item_id, "predicted")
@@ -153,11 +149,7 @@ def test_models_dialog_lists_the_catalog_and_shows_the_device(qtbot, window, tmp
 
 def test_every_photo_format_exports_from_the_menu(qtbot, window, tmp_path: Path) -> None:
     w = window
-    w.open_project(tmp_path / "proj", create=True)
-    w.document.add_classes("cat")
-    w.open_paths([sample_photo(tmp_path)])
-    wait_for(qtbot, lambda: w.document.editor is not None)
-    wait_idle(qtbot, w)
+    open_sample_photo(qtbot, w, tmp_path, "cat")
     drag(w.photo_view.canvas, [(100, 100), (100, 160)])
     for key in ("png", "voc", "yolo"):
         out = tmp_path / key
